@@ -1,0 +1,133 @@
+"""ChatService: conversations, turns, regeneration and feedback (see package docstring)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import catalog
+from ..engine import Engine
+from ..errors import StoreError
+from ..records import Conversation, Feedback, Generation, Message
+from ..settings import Settings
+from ..store import Store
+
+
+@dataclass
+class Turn:
+    user: Message
+    assistant: Message
+    generation: Generation
+
+
+def served_adapter(store: Store) -> tuple[str | None, int | None, str | None]:
+    """(adapter gguf, version, merged model gguf) of the version currently promoted, if any."""
+    version = store.served_version()
+    if version is None:
+        return None, None, None
+    adapter = store.get_adapter(version)
+    if adapter.kind == "merged":
+        return None, version, adapter.gguf_path
+    return adapter.gguf_path or None, version, None
+
+
+def open_engine(store: Store, settings: Settings, model: str | None = None, with_adapter: bool = True) -> Engine:
+    """Load the chat model (and the served adapter) named by the settings and the store."""
+    name = model or catalog.current_name(store, settings)
+    entry = catalog.resolve(store, name)
+    adapter_path, version, merged = served_adapter(store) if with_adapter else (None, None, None)
+    path = merged if merged and Path(merged).exists() else entry.path
+    engine = Engine(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                    adapter_path=adapter_path, adapter_version=version)
+    engine.model_name = entry.name  # type: ignore[attr-defined]
+    return engine
+
+
+class ChatService:
+    def __init__(self, store: Store, engine: Engine, settings: Settings) -> None:
+        self.store, self.engine, self.settings = store, engine, settings
+
+    @property
+    def model_name(self) -> str:
+        return getattr(self.engine, "model_name", Path(self.engine.model_path).stem)
+
+    # --- conversations --------------------------------------------------------------------------
+    def new_conversation(self, name: str = "New conversation", system_prompt: str | None = None) -> Conversation:
+        prompt = self.settings.system_prompt if system_prompt is None else system_prompt
+        return self.store.new_conversation(name=name, system_prompt=prompt, model=self.model_name)
+
+    def context(self, conversation: Conversation, leaf_id: int | None) -> list[dict[str, str]]:
+        """The chat messages the model sees for a reply below ``leaf_id``."""
+        msgs: list[dict[str, str]] = []
+        if conversation.system_prompt:
+            msgs.append({"role": "system", "content": conversation.system_prompt})
+        if leaf_id is not None:
+            for m in self.store.path_to(leaf_id):
+                if m.role in ("user", "assistant", "tool"):
+                    msgs.append({"role": m.role, "content": m.content})
+        return msgs
+
+    # --- turns ----------------------------------------------------------------------------------
+    def send(self, conversation_id: int, text: str, parent_id: int | None = None,
+             on_text: Callable[[str], None] | None = None, cancel: threading.Event | None = None,
+             **sampling: float) -> Turn:
+        """Log the user's message, generate and log the reply. ``parent_id`` defaults to the
+        newest message of the conversation (continue where it left off)."""
+        conv = self.store.get_conversation(conversation_id)
+        if parent_id is None:
+            leaf = self.store.latest_leaf(conversation_id)
+            parent_id = leaf.id if leaf else None
+        if not self.store.children(None, conversation_id) and conv.name == "New conversation":
+            self.store.update_conversation(conversation_id, name=_title(text))
+        user = self.store.add_message(conversation_id, "user", text, parent_id=parent_id)
+        return self._reply(conv, user, on_text, cancel, **sampling)
+
+    def regenerate(self, assistant_id: int, on_text: Callable[[str], None] | None = None,
+                   cancel: threading.Event | None = None, **sampling: float) -> Turn:
+        """A new sibling answer to the same user message; the old one stays and is marked
+        'regenerate' (negative evidence, method.md §1)."""
+        old = self.store.get_message(assistant_id)
+        if old.role != "assistant" or old.parent_id is None:
+            raise StoreError(f"Message {assistant_id} is not an assistant reply; only replies can be regenerated.")
+        self.store.add_feedback(assistant_id, "regenerate")
+        conv = self.store.get_conversation(old.conversation_id)
+        user = self.store.get_message(old.parent_id)
+        return self._reply(conv, user, on_text, cancel, **sampling)
+
+    def _reply(self, conv: Conversation, user: Message, on_text: Callable[[str], None] | None,
+               cancel: threading.Event | None, **sampling: float) -> Turn:
+        s = self.settings
+        params = {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
+                  "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": s.seed}
+        params.update(sampling)
+        gen = self.engine.generate(self.context(conv, user.id), on_text=on_text, cancel=cancel, **params)
+        assistant = self.store.add_message(
+            conv.id, "assistant", gen.text, parent_id=user.id,
+            prompt_token_ids=gen.prompt_token_ids, response_token_ids=gen.response_token_ids,
+            model=self.model_name, adapter_version=self.engine.adapter_version, sampling=gen.sampling,
+            finish_reason=gen.finish_reason, prompt_tokens=len(gen.prompt_token_ids),
+            response_tokens=len(gen.response_token_ids), ttft_ms=gen.ttft_s * 1000,
+            duration_ms=gen.duration_s * 1000, truncated_tokens=gen.truncated_tokens)
+        if gen.finish_reason == "cancelled":
+            self.store.add_feedback(assistant.id, "stop")
+        return Turn(user, assistant, gen)
+
+    # --- feedback -------------------------------------------------------------------------------
+    def thumbs_up(self, message_id: int) -> Feedback:
+        return self.store.add_feedback(message_id, "thumbs_up")
+
+    def thumbs_down(self, message_id: int, reason: str = "", comment: str = "") -> Feedback:
+        return self.store.add_feedback(message_id, "thumbs_down", reason=reason, comment=comment)
+
+    def correct(self, message_id: int, corrected: str) -> Feedback:
+        return self.store.add_feedback(message_id, "correction", correction=corrected)
+
+    def exclude(self, message_id: int) -> Feedback:
+        return self.store.add_feedback(message_id, "exclude")
+
+
+def _title(text: str, width: int = 48) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"

@@ -1,0 +1,60 @@
+"""The ``clawdesk`` command line. One module per command group; this one wires them together
+and turns domain errors into one actionable line (``--debug`` shows the traceback)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import ClawDeskError
+from .context import AppContext
+
+
+class _Group(click.Group):
+    """Domain errors print one line; Ctrl-C exits quietly with 130; everything else is a bug."""
+
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        debug = "--debug" in sys.argv
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("\nInterrupted — nothing was lost.", err=True)
+            sys.exit(130)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted — nothing was lost.", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except ClawDeskError as e:
+            if debug:
+                raise
+            click.secho(f"Error: {e}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.version_option(package_name="clawdesk")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """ClawDesk: a private, local AI agent that learns from being used."""
+    ctx.obj = AppContext(debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from . import ask, logs, models, system
+
+    for module in (ask, models, logs, system):
+        module.register(cli)
+
+
+_register()
+
+
+def main() -> None:
+    cli()

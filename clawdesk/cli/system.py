@@ -1,0 +1,149 @@
+"""``clawdesk status``, ``doctor`` and ``config``: what is where, and is it healthy."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import click
+
+from .. import catalog, locations
+from ..errors import ClawDeskError
+from ..settings import describe, load_settings
+from .context import AppContext, pass_app
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Model, adapter version, database size and counts, last training run."""
+    store = app.store
+    runs = store.runs(limit=1)
+    info = {
+        "model": catalog.current_name(store, app.settings),
+        "adapter_version": store.served_version(),
+        "database": str(store.path),
+        "database_bytes": store.path.stat().st_size,
+        "counts": store.counts(),
+        "last_run": ({"id": runs[0].id, "status": runs[0].status, "finished_at": runs[0].finished_at}
+                     if runs else None),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    c = info["counts"]
+    click.echo(f"Model:        {info['model']}")
+    click.echo(f"Adapter:      {info['adapter_version'] or 'none (base model)'}")
+    click.echo(f"Database:     {info['database']} ({info['database_bytes'] / 1e6:.1f} MB)")
+    click.echo(f"Logged:       {c['conversations']} conversations, {c['messages']} messages, "
+               f"{c['feedback']} feedback, {c['samples']} samples ({c['samples_ready']} ready)")
+    last = info["last_run"]
+    click.echo(f"Last run:     {'#%d %s %s' % (last['id'], last['status'], last['finished_at']) if last else 'never'}")
+
+
+def _check(ok: bool, label: str, detail: str) -> bool:
+    click.echo(f"{click.style('ok  ' if ok else 'FAIL', fg='green' if ok else 'red')} {label}: {detail}")
+    return ok
+
+
+def _info(label: str, detail: str) -> None:
+    click.echo(f"{click.style('info', fg='blue')} {label}: {detail}")
+
+
+@click.command()
+@pass_app
+def doctor(app: AppContext) -> None:
+    """Check the install: model file, database, disk, llama.cpp and torch builds, GPU."""
+    good = True
+    try:
+        settings = app.settings
+        good &= _check(True, "settings", str(locations.settings_path()))
+    except ClawDeskError as e:
+        good &= _check(False, "settings", str(e))
+        settings = load_settings(env={}, path=Path("/nonexistent"))
+    try:
+        store = app.store
+        result = store.integrity_check()
+        good &= _check(result == "ok", "database", f"{store.path} integrity {result}")
+    except ClawDeskError as e:
+        good &= _check(False, "database", str(e))
+        store = None
+    if store is not None:
+        try:
+            entry = catalog.resolve(store, catalog.current_name(store, settings))
+            catalog.check_gguf(entry.path)
+            detail = entry.path
+            if entry.sha256:
+                digest = catalog.sha256_of(entry.path)
+                ok = digest == entry.sha256
+                detail += "" if ok else f" (sha256 {digest[:12]}… ≠ manifest {entry.sha256[:12]}…)"
+                good &= _check(ok, "model", detail)
+            else:
+                good &= _check(True, "model", detail)
+        except ClawDeskError as e:
+            good &= _check(False, "model", str(e))
+    free = shutil.disk_usage(locations.data_dir()).free
+    good &= _check(free > 2e9, "disk", f"{free / 1e9:.1f} GB free in {locations.data_dir()} "
+                                       f"(training and export want ≥ 2 GB)")
+    try:
+        import llama_cpp
+
+        system_info = llama_cpp.llama_print_system_info().decode()
+        flags = [f for f in ("AVX2", "AVX512", "FMA", "F16C") if f"{f} = 1" in system_info]
+        good &= _check(True, "llama.cpp", f"llama-cpp-python {llama_cpp.__version__}, CPU features {', '.join(flags) or 'none'}")
+    except ImportError:
+        cc = shutil.which("cc") or shutil.which("gcc")
+        good &= _check(False, "llama.cpp", "llama-cpp-python is not installed; `make install` builds it"
+                       + ("" if cc else " — and needs a C/C++ compiler and cmake, which are missing"))
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        good &= _check(True, "torch", f"{torch.__version__}")
+        _info("GPU", "CUDA available → QLoRA training" if cuda else "none → training runs LoRA on the CPU (slower, works)")
+    except ImportError:
+        good &= _check(False, "torch", "not installed; `make install` installs torch==2.13.0 (CPU)")
+    try:
+        importlib.metadata.version("bitsandbytes")
+        _info("bitsandbytes", "installed (QLoRA available)")
+    except importlib.metadata.PackageNotFoundError:
+        _info("bitsandbytes", "not installed (QLoRA off; install the 'qlora' extra)")
+    _info("python", f"{platform.python_version()} on {platform.system()} {platform.machine()}")
+    if not good:
+        raise SystemExit(1)
+
+
+@click.group()
+def config() -> None:
+    """Show the settings and where they come from."""
+
+
+@config.command()
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+@pass_app
+def show(app: AppContext, as_json: bool) -> None:
+    """Every setting: value, whether it differs from the default, and what it does."""
+    rows = describe(app.settings)
+    if as_json:
+        click.echo(json.dumps({name: value for name, value, _, _ in rows}, indent=2))
+        return
+    click.echo(f"# {locations.settings_path()}  (env: CLAWDESK_<NAME>)")
+    for name, value, default, help_ in rows:
+        mark = click.style(" (changed)", fg="yellow") if value != default else ""
+        click.echo(f"{name} = {value!r}{mark}")
+        click.secho(f"    {help_}", dim=True)
+
+
+@config.command()
+def path() -> None:
+    """Print the settings file path."""
+    click.echo(locations.settings_path())
+
+
+def register(cli: click.Group) -> None:
+    for command in (status, doctor, config):
+        cli.add_command(command)

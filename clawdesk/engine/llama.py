@@ -1,0 +1,280 @@
+"""Engine implementation on llama-cpp-python (see the package docstring for the design)."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..catalog import check_gguf
+from ..errors import ModelCorrupt, ModelNotFound
+from ..records import Generation
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class EngineStats:
+    model_path: str
+    adapter_path: str | None
+    adapter_version: int | None
+    load_s: float
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """llama.cpp prints its load log on fd 2 even with verbose=False; keep the terminal clean."""
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(devnull)
+
+
+class Engine:
+    """Owns one ``llama_cpp.Llama`` and serialises turns on it."""
+
+    def __init__(self, model_path: str | Path, n_ctx: int = 2048, n_threads: int = 0,
+                 adapter_path: str | Path | None = None, adapter_version: int | None = None,
+                 verbose: bool = False) -> None:
+        self.model_path = str(model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or (os.cpu_count() or 2)
+        self.verbose = verbose
+        self._turn_lock = threading.RLock()
+        self._pending: tuple[str | None, int | None, str | None] | None = None
+        self._pending_lock = threading.Lock()
+        self._adapter = None  # llama_adapter_lora_p
+        self.adapter_path: str | None = None
+        self.adapter_version: int | None = None
+        self.on_swap: Callable[[int | None], None] | None = None
+        start = time.perf_counter()
+        self._llm = self._load_model(self.model_path)
+        self._init_template()
+        if adapter_path:
+            self._apply_adapter(str(adapter_path), adapter_version)
+        self.load_s = time.perf_counter() - start
+
+    # --- loading --------------------------------------------------------------------------------
+    def _load_model(self, path: str):
+        from llama_cpp import Llama
+
+        if not Path(path).exists():
+            raise ModelNotFound(f"No model file at {path}; `clawdesk models list` shows what is registered.")
+        check_gguf(path)
+        try:
+            with _quiet_stderr() if not self.verbose else contextlib.nullcontext():
+                return Llama(model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                             n_threads_batch=self.n_threads, verbose=self.verbose, seed=0)
+        except (ValueError, RuntimeError) as e:
+            raise ModelCorrupt(f"llama.cpp could not load {path} ({e}); the file may be damaged or of an "
+                               f"unsupported architecture.") from None
+
+    def _init_template(self) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        meta = self._llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise ModelCorrupt(f"{self.model_path} has no chat template in its metadata; ClawDesk needs an "
+                               f"instruct model with a chat template.")
+        vocab = self._llm._model.vocab
+        self._eog = lambda tok: bool(_llama_cpp().llama_vocab_is_eog(vocab, tok))
+        eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
+        bos_id = self._llm.token_bos()
+        bos = self._llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                              add_generation_prompt=True)
+
+    def stats(self) -> EngineStats:
+        return EngineStats(self.model_path, self.adapter_path, self.adapter_version, self.load_s)
+
+    # --- adapters and swaps ---------------------------------------------------------------------
+    def _apply_adapter(self, path: str | None, version: int | None) -> None:
+        """Swap the LoRA in the running model (~0.03 s). Called with the turn lock held."""
+        lib = _llama_cpp()
+        new = None
+        if path:
+            if not Path(path).exists():
+                raise ModelNotFound(f"No adapter file at {path}.")
+            check_gguf(path)
+            new = lib.llama_adapter_lora_init(self._llm._model.model, path.encode("utf-8"))
+            if not new:
+                raise ModelCorrupt(f"llama.cpp refused the adapter {path}; it does not match this model.")
+            adapters = (lib.llama_adapter_lora_p_ctypes * 1)(new)
+            scales = (ctypes.c_float * 1)(1.0)
+            if lib.llama_set_adapters_lora(self._llm._ctx.ctx, adapters, 1, scales):
+                lib.llama_adapter_lora_free(new)
+                raise ModelCorrupt(f"llama.cpp could not apply the adapter {path}.")
+        else:
+            lib.llama_set_adapters_lora(self._llm._ctx.ctx, None, 0, None)
+        if self._adapter is not None:
+            lib.llama_adapter_lora_free(self._adapter)
+        self._adapter = new
+        self.adapter_path, self.adapter_version = path, version
+        # The KV cache holds activations computed with the old weights: drop it.
+        self._llm.reset()
+        self._llm._ctx.kv_cache_clear()
+
+    def request_swap(self, adapter_path: str | None, version: int | None, model_path: str | None = None) -> None:
+        """Ask for new weights; applied now if idle, else right after the current turn.
+
+        ``model_path`` switches the whole model (a merged GGUF or another registered model); it is
+        loaded in the caller's thread before taking the lock, so a turn is never blocked by a load.
+        """
+        loaded = None
+        if model_path and model_path != self.model_path:
+            loaded = (model_path, self._load_model(model_path))
+        with self._pending_lock:
+            self._pending = (adapter_path, version, loaded)  # type: ignore[assignment]
+        if self._turn_lock.acquire(blocking=False):
+            try:
+                self._apply_pending()
+            finally:
+                self._turn_lock.release()
+
+    def _apply_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        adapter_path, version, loaded = pending
+        if loaded:
+            if self._adapter is not None:
+                _llama_cpp().llama_adapter_lora_free(self._adapter)
+                self._adapter = None
+            old = self._llm
+            self.model_path, self._llm = loaded
+            self._init_template()
+            old.close()
+        self._apply_adapter(adapter_path, version)
+        if self.on_swap:
+            self.on_swap(version)
+
+    # --- rendering ------------------------------------------------------------------------------
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self._llm.detokenize(list(ids)).decode("utf-8", errors="replace")
+
+    def render(self, messages: Messages) -> list[int]:
+        """The model's own chat template → prompt token ids (special tokens parsed)."""
+        text = self._formatter(messages=messages).prompt
+        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        bos = self._llm.token_bos()
+        if self._llm._model.add_bos_token() and bos >= 0 and (not ids or ids[0] != bos):
+            ids = [bos] + ids
+        return ids
+
+    def fit(self, messages: Messages, reserve: int) -> tuple[list[int], int]:
+        """Render, dropping the oldest turns (then the head of the last message) until the prompt
+        leaves ``reserve`` tokens for the reply. Returns (ids, tokens dropped)."""
+        budget = max(64, self.n_ctx - reserve)
+        full = self.render(messages)
+        ids, msgs = full, list(messages)
+        while len(ids) > budget:
+            first = 1 if msgs and msgs[0]["role"] == "system" else 0
+            if len(msgs) - first > 1:
+                del msgs[first]
+            else:
+                last = dict(msgs[-1])
+                content_ids = self.tokenize(last["content"])
+                keep = max(1, len(content_ids) - (len(ids) - budget) - 8)
+                last["content"] = self.detokenize(content_ids[-keep:])
+                msgs[-1] = last
+                ids = self.render(msgs)
+                if len(ids) > budget:  # a system prompt alone overflows: cut it too
+                    ids = ids[-budget:]
+                break
+            ids = self.render(msgs)
+        return ids, len(full) - len(ids)
+
+    # --- generation -----------------------------------------------------------------------------
+    def generate(self, messages: Messages | None = None, *, prompt_ids: list[int] | None = None,
+                 temperature: float = 0.7, top_p: float = 0.95, top_k: int = 40, repeat_penalty: float = 1.1,
+                 max_tokens: int = 512, seed: int = -1, grammar: Any = None,
+                 on_text: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None) -> Generation:
+        """Sample one reply. ``on_text`` receives decoded text pieces as they arrive (valid UTF-8
+        only: a character split across tokens is emitted once complete). ``cancel`` stops early
+        and keeps what was produced (finish_reason 'cancelled')."""
+        with self._turn_lock:
+            self._apply_pending()
+            truncated = 0
+            if prompt_ids is None:
+                assert messages is not None
+                reserve = min(max_tokens, self.n_ctx // 2)
+                prompt_ids, truncated = self.fit(messages, reserve)
+            max_tokens = max(1, min(max_tokens, self.n_ctx - len(prompt_ids)))
+            seed = seed if seed >= 0 else random.randrange(2**31)
+            self._llm.set_seed(seed)
+            sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k,
+                        "repeat_penalty": repeat_penalty, "max_tokens": max_tokens, "seed": seed}
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            pieces: list[str] = []
+            out: list[int] = []
+            finish = "length"
+            start = time.perf_counter()
+            ttft = 0.0
+            if grammar is not None:
+                grammar.reset()
+            gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
+                                     repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0)
+            try:
+                for tok in gen:
+                    if not out:
+                        ttft = time.perf_counter() - start
+                    out.append(int(tok))
+                    if self._eog(tok):
+                        finish = "stop"
+                        break
+                    piece = decoder.decode(self._llm.detokenize([tok]))
+                    if piece:
+                        pieces.append(piece)
+                        if on_text:
+                            on_text(piece)
+                    if cancel is not None and cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if len(out) >= max_tokens:
+                        break
+            finally:
+                gen.close()
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                pieces.append(tail)
+                if on_text:
+                    on_text(tail)
+            return Generation(text="".join(pieces), prompt_token_ids=list(prompt_ids), response_token_ids=out,
+                              finish_reason=finish, ttft_s=ttft, duration_s=time.perf_counter() - start,
+                              truncated_tokens=truncated, sampling=sampling)
+
+    def close(self) -> None:
+        with self._turn_lock:
+            if self._adapter is not None:
+                _llama_cpp().llama_adapter_lora_free(self._adapter)
+                self._adapter = None
+            self._llm.close()
+
+
+def _llama_cpp():
+    import llama_cpp
+
+    return llama_cpp

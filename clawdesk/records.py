@@ -1,0 +1,151 @@
+"""The data shapes ClawDesk passes between its layers, in one place.
+
+The store turns rows into these and back; services and UIs only see these. Token ids are kept
+exactly as the engine produced them: training must score the tokens that were sampled, never a
+re-tokenisation of the text (method.md §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FEEDBACK_KINDS = ("thumbs_up", "thumbs_down", "correction", "regenerate", "stop", "exclude", "comment")
+THUMBS_DOWN_REASONS = ("wrong", "too long", "too short", "bad format", "not what I asked", "unsafe", "other")
+
+
+@dataclass
+class Conversation:
+    id: int
+    name: str
+    system_prompt: str = ""
+    model: str = ""
+    exclude: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    role: str  # system | user | assistant | tool
+    content: str
+    prompt_token_ids: list[int] | None = None
+    response_token_ids: list[int] | None = None
+    model: str = ""
+    adapter_version: int | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    finish_reason: str = ""  # stop | length | cancelled
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    ttft_ms: float | None = None
+    duration_ms: float | None = None
+    truncated_tokens: int = 0
+    exclude: bool = False
+    created_at: str = ""
+
+
+@dataclass
+class Feedback:
+    id: int
+    message_id: int
+    kind: str
+    reason: str = ""
+    comment: str = ""
+    correction: str = ""
+    created_at: str = ""
+
+
+@dataclass
+class ModelEntry:
+    """A GGUF model the user can chat with: bundled (from a manifest) or added by the user."""
+
+    name: str
+    path: str
+    sha256: str = ""
+    source: str = ""
+    license: str = ""
+    template_notes: str = ""
+    hf_checkpoint: str = ""  # optional original HF checkpoint dir for training
+    bundled: bool = False
+
+
+@dataclass
+class Generation:
+    """One reply as the engine produced it, with everything needed to train on it later."""
+
+    text: str
+    prompt_token_ids: list[int]
+    response_token_ids: list[int]
+    finish_reason: str
+    ttft_s: float
+    duration_s: float
+    truncated_tokens: int = 0
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode = self.duration_s - self.ttft_s
+        return len(self.response_token_ids) / decode if decode > 0 else 0.0
+
+
+@dataclass
+class Vote:
+    """One raw judge vote, kept verbatim so format failures stay visible."""
+
+    text: str
+    value: int | None  # None = failed vote (no parsable \\boxed{})
+    hint: str = ""
+
+
+@dataclass
+class Sample:
+    """A judged turn, ready (or not) for training."""
+
+    id: int
+    message_id: int
+    conversation_id: int
+    prompt_token_ids: list[int]
+    response_token_ids: list[int]
+    reward: float | None
+    source: str  # explicit | judge | demo
+    status: str  # ready | dropped | used
+    hints: list[str] = field(default_factory=list)
+    votes: list[dict[str, Any]] = field(default_factory=list)
+    failed_votes: int = 0
+    drop_reason: str = ""
+    next_state: str = ""
+    prompt_messages: list[dict[str, str]] = field(default_factory=list)
+    created_at: str = ""
+
+
+@dataclass
+class TrainingRun:
+    id: int
+    status: str  # running | done | failed | refused | promoted
+    method: str
+    started_at: str = ""
+    finished_at: str = ""
+    n_samples: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
+    candidate_path: str = ""
+    error: str = ""
+
+
+@dataclass
+class AdapterVersion:
+    version: int
+    path: str
+    parent_version: int | None = None
+    run_id: int | None = None
+    gguf_path: str = ""
+    kind: str = "adapter"  # adapter | merged
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    promoted_at: str | None = None
+    rolled_back_at: str | None = None
+    trained_on_forgotten: bool = False

@@ -1,0 +1,516 @@
+"""ClawDesk's SQLite store: every turn, every piece of feedback, every judged sample.
+
+Design (after simonw/llm's log store):
+- One SQLite file in the user data dir, WAL mode so the chat and the nightly daemon can read and
+  write at once; a busy timeout so a writer waits for the other instead of failing.
+- The file is created 0600 before SQLite touches it (SQLite gives its -wal/-shm files the same
+  mode): it holds private conversations.
+- Messages form a tree by ``parent_id``; deleting a conversation deletes its messages, feedback
+  and samples for real (no soft delete: "delete" must mean delete).
+- Rows come out as the dataclasses in ``clawdesk.records``; nothing above this package writes SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import StoreError, StoreLocked
+from ..records import AdapterVersion, Conversation, Feedback, Message, ModelEntry, Sample, TrainingRun
+from .migrations import _now, migrate
+
+__all__ = ["Store", "open_store"]
+
+
+def _create_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _j(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _l(value: str | None, default: Any) -> Any:
+    if value in (None, ""):
+        return default
+    return json.loads(value)
+
+
+def open_store(path: Path | str, busy_timeout_ms: int = 10000) -> "Store":
+    """Open (creating and migrating as needed) the store at ``path``."""
+    return Store(Path(path), busy_timeout_ms)
+
+
+class Store:
+    def __init__(self, path: Path, busy_timeout_ms: int = 10000) -> None:
+        self.path = path
+        try:
+            _create_private(path)
+            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self.db = sqlite_utils.Database(conn)
+            with self._guard():
+                migrate(self.db)
+        except sqlite3.DatabaseError as e:
+            raise self._translate(e) from None
+        except OSError as e:
+            raise StoreError(f"Cannot open the database at {path}: {e.strerror}. Check the path and free disk space.") from None
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def _translate(self, e: sqlite3.Error) -> StoreError:
+        text = str(e)
+        if "locked" in text or "busy" in text:
+            return StoreLocked(f"The database at {self.path} is locked by another process; try again in a moment.")
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StoreError(f"The database at {self.path} is damaged ({text}); run `clawdesk doctor --repair` (it keeps the original).")
+        if "full" in text:
+            return StoreError(f"The disk holding {self.path} is full; free some space — nothing was lost.")
+        return StoreError(f"Database error in {self.path}: {text}.")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise self._translate(e) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing writes (sqlite3's implicit BEGIN before the first write)."""
+        with self._guard():
+            with self.db.conn:
+                yield
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def execute(self, sql: str, params: Any = ()) -> list[tuple]:
+        with self._guard():
+            return self.db.execute(sql, params).fetchall()
+
+    # --- state ----------------------------------------------------------------------------------
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        with self._guard():
+            rows = self.db.execute("select value from state where key = ?", [key]).fetchall()
+        return rows[0][0] if rows else default
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with self.transaction():
+            if value is None:
+                self.db.execute("delete from state where key = ?", [key])
+            else:
+                self.db.execute("insert or replace into state (key, value) values (?, ?)", [key, value])
+
+    # --- conversations --------------------------------------------------------------------------
+    def new_conversation(self, name: str = "New conversation", system_prompt: str = "", model: str = "") -> Conversation:
+        now = _now()
+        with self.transaction():
+            cid = self.db["conversations"].insert(
+                {"name": name, "system_prompt": system_prompt, "model": model, "exclude": 0,
+                 "created_at": now, "updated_at": now}
+            ).last_pk
+        return self.get_conversation(cid)
+
+    def get_conversation(self, cid: int) -> Conversation:
+        with self._guard():
+            rows = list(self.db.query("select * from conversations where id = ?", [cid]))
+        if not rows:
+            raise StoreError(f"No conversation {cid}; `clawdesk logs list` shows the ids.")
+        r = rows[0]
+        return Conversation(r["id"], r["name"], r["system_prompt"] or "", r["model"] or "", bool(r["exclude"]),
+                            r["created_at"], r["updated_at"] or "")
+
+    def list_conversations(self, limit: int | None = None, query: str | None = None) -> list[Conversation]:
+        """Newest first; ``query`` is a full-text search over message text."""
+        sql = "select * from conversations"
+        params: list[Any] = []
+        if query:
+            sql += (" where id in (select m.conversation_id from messages m join messages_fts f"
+                    " on f.rowid = m.id where messages_fts match ?) or name like ?")
+            params += [_fts_query(query), f"%{query}%"]
+        sql += " order by coalesce(updated_at, created_at) desc, id desc"
+        if limit:
+            sql += f" limit {int(limit)}"
+        with self._guard():
+            rows = list(self.db.query(sql, params))
+        return [Conversation(r["id"], r["name"], r["system_prompt"] or "", r["model"] or "", bool(r["exclude"]),
+                             r["created_at"], r["updated_at"] or "") for r in rows]
+
+    def update_conversation(self, cid: int, **changes: Any) -> None:
+        allowed = {"name", "system_prompt", "model", "exclude"}
+        bad = set(changes) - allowed
+        if bad:
+            raise ValueError(f"cannot update {bad}")
+        if "exclude" in changes:
+            changes["exclude"] = int(bool(changes["exclude"]))
+        with self.transaction():
+            self.db["conversations"].update(cid, {**changes, "updated_at": _now()})
+
+    def delete_conversation(self, cid: int) -> None:
+        """Delete the conversation with its messages, feedback and samples — really."""
+        with self.transaction():
+            ids = "select id from messages where conversation_id = ?"
+            self.db.execute(f"delete from samples where message_id in ({ids})", [cid])
+            self.db.execute(f"delete from feedback where message_id in ({ids})", [cid])
+            # children before parents (the parent_id foreign key)
+            self.db.execute("update messages set parent_id = null where conversation_id = ?", [cid])
+            self.db.execute("delete from messages where conversation_id = ?", [cid])
+            self.db.execute("delete from conversations where id = ?", [cid])
+
+    def last_conversation_id(self) -> int | None:
+        with self._guard():
+            rows = self.db.execute(
+                "select conversation_id from messages order by id desc limit 1").fetchall()
+        return rows[0][0] if rows else None
+
+    # --- messages -------------------------------------------------------------------------------
+    def add_message(self, conversation_id: int, role: str, content: str, parent_id: int | None = None,
+                    **fields: Any) -> Message:
+        row = {
+            "conversation_id": conversation_id,
+            "parent_id": parent_id,
+            "role": role,
+            "content": content,
+            "prompt_token_ids": _j(fields.pop("prompt_token_ids", None)),
+            "response_token_ids": _j(fields.pop("response_token_ids", None)),
+            "sampling": json.dumps(fields.pop("sampling", {}) or {}),
+            "created_at": _now(),
+            "exclude": 0,
+        }
+        row.update(fields)
+        with self.transaction():
+            mid = self.db["messages"].insert(row).last_pk
+            self.db["conversations"].update(conversation_id, {"updated_at": row["created_at"]})
+        return self.get_message(mid)
+
+    def get_message(self, mid: int) -> Message:
+        with self._guard():
+            rows = list(self.db.query("select * from messages where id = ?", [mid]))
+        if not rows:
+            raise StoreError(f"No message {mid}.")
+        return _message(rows[0])
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        """Every message of a conversation (all branches), oldest first."""
+        with self._guard():
+            rows = self.db.query("select * from messages where conversation_id = ? order by id", [conversation_id])
+            return [_message(r) for r in rows]
+
+    def path_to(self, mid: int) -> list[Message]:
+        """The branch from the root down to ``mid`` — the context the model saw."""
+        with self._guard():
+            rows = list(self.db.query(
+                """with recursive chain(id, depth) as (
+                       select id, 0 from messages where id = ?
+                       union all
+                       select m.parent_id, chain.depth + 1 from messages m join chain on m.id = chain.id
+                       where m.parent_id is not null)
+                   select messages.* from chain join messages on messages.id = chain.id
+                   order by chain.depth desc""", [mid]))
+        return [_message(r) for r in rows]
+
+    def children(self, mid: int | None, conversation_id: int | None = None) -> list[Message]:
+        with self._guard():
+            if mid is None:
+                rows = self.db.query(
+                    "select * from messages where parent_id is null and conversation_id = ? order by id",
+                    [conversation_id])
+            else:
+                rows = self.db.query("select * from messages where parent_id = ? order by id", [mid])
+            return [_message(r) for r in rows]
+
+    def siblings(self, mid: int) -> list[Message]:
+        """The message and its alternatives (same parent, same role), oldest first."""
+        msg = self.get_message(mid)
+        return [m for m in self.children(msg.parent_id, msg.conversation_id) if m.role == msg.role]
+
+    def latest_leaf(self, conversation_id: int) -> Message | None:
+        """The newest message of a conversation: where a continued conversation picks up."""
+        with self._guard():
+            rows = list(self.db.query(
+                "select * from messages where conversation_id = ? order by id desc limit 1", [conversation_id]))
+        return _message(rows[0]) if rows else None
+
+    def set_message_exclude(self, mid: int, exclude: bool = True) -> None:
+        with self.transaction():
+            self.db["messages"].update(mid, {"exclude": int(exclude)})
+
+    def update_message(self, mid: int, **changes: Any) -> None:
+        for key in ("prompt_token_ids", "response_token_ids", "sampling"):
+            if key in changes:
+                changes[key] = _j(changes[key])
+        with self.transaction():
+            self.db["messages"].update(mid, changes)
+
+    def search(self, query: str, limit: int = 50) -> list[Message]:
+        with self._guard():
+            rows = self.db.query(
+                "select messages.* from messages join messages_fts on messages_fts.rowid = messages.id"
+                " where messages_fts match ? order by messages_fts.rank limit ?", [_fts_query(query), limit])
+            return [_message(r) for r in rows]
+
+    # --- feedback -------------------------------------------------------------------------------
+    def add_feedback(self, message_id: int, kind: str, reason: str = "", comment: str = "",
+                     correction: str = "") -> Feedback:
+        from ..records import FEEDBACK_KINDS
+
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"unknown feedback kind {kind!r}")
+        row = {"message_id": message_id, "kind": kind, "reason": reason or "", "comment": comment or "",
+               "correction": correction or "", "created_at": _now()}
+        with self.transaction():
+            fid = self.db["feedback"].insert(row).last_pk
+            if kind == "exclude":
+                self.db["messages"].update(message_id, {"exclude": 1})
+        return Feedback(fid, **row)
+
+    def feedback_for(self, message_id: int) -> list[Feedback]:
+        with self._guard():
+            rows = self.db.query("select * from feedback where message_id = ? order by id", [message_id])
+            return [Feedback(**r) for r in rows]
+
+    def remove_feedback(self, feedback_id: int) -> None:
+        with self.transaction():
+            self.db.execute("delete from feedback where id = ?", [feedback_id])
+
+    # --- samples --------------------------------------------------------------------------------
+    def upsert_sample(self, sample: Sample) -> Sample:
+        """Insert or replace the sample for (message, source): judging twice never duplicates."""
+        row = {
+            "message_id": sample.message_id, "conversation_id": sample.conversation_id,
+            "source": sample.source, "prompt_token_ids": _j(sample.prompt_token_ids),
+            "response_token_ids": _j(sample.response_token_ids),
+            "prompt_messages": json.dumps(sample.prompt_messages), "next_state": sample.next_state,
+            "reward": sample.reward, "votes": json.dumps(sample.votes), "failed_votes": sample.failed_votes,
+            "hints": json.dumps(sample.hints), "status": sample.status, "drop_reason": sample.drop_reason,
+            "created_at": sample.created_at or _now(),
+        }
+        with self.transaction():
+            existing = self.db.execute("select id from samples where message_id = ? and source = ?",
+                                       [sample.message_id, sample.source]).fetchall()
+            if existing:
+                self.db["samples"].update(existing[0][0], row)
+                sid = existing[0][0]
+            else:
+                sid = self.db["samples"].insert(row).last_pk
+        return self.get_sample(sid)
+
+    def get_sample(self, sid: int) -> Sample:
+        with self._guard():
+            rows = list(self.db.query("select * from samples where id = ?", [sid]))
+        if not rows:
+            raise StoreError(f"No sample {sid}; `clawdesk samples list` shows the ids.")
+        return _sample(rows[0])
+
+    def samples(self, status: str | None = None, limit: int | None = None) -> list[Sample]:
+        sql, params = "select * from samples", []
+        if status:
+            sql += " where status = ?"
+            params.append(status)
+        sql += " order by id"
+        if limit:
+            sql += f" limit {int(limit)}"
+        with self._guard():
+            return [_sample(r) for r in self.db.query(sql, params)]
+
+    def set_sample_status(self, ids: list[int], status: str, run_id: int | None = None) -> None:
+        with self.transaction():
+            for sid in ids:
+                self.db["samples"].update(sid, {"status": status, "run_id": run_id})
+
+    # --- training runs --------------------------------------------------------------------------
+    def start_run(self, method: str, settings: dict[str, Any], n_samples: int) -> TrainingRun:
+        with self.transaction():
+            rid = self.db["training_runs"].insert(
+                {"status": "running", "method": method, "started_at": _now(), "settings": json.dumps(settings),
+                 "n_samples": n_samples, "pid": os.getpid()}).last_pk
+        return self.get_run(rid)
+
+    def update_run(self, rid: int, **changes: Any) -> None:
+        for key in ("settings", "metrics", "gate"):
+            if key in changes:
+                changes[key] = json.dumps(changes[key])
+        if changes.get("status") in ("done", "failed", "refused", "promoted") and "finished_at" not in changes:
+            changes["finished_at"] = _now()
+        with self.transaction():
+            self.db["training_runs"].update(rid, changes)
+
+    def get_run(self, rid: int) -> TrainingRun:
+        with self._guard():
+            rows = list(self.db.query("select * from training_runs where id = ?", [rid]))
+        if not rows:
+            raise StoreError(f"No training run {rid}; `clawdesk runs list` shows the ids.")
+        return _run(rows[0])
+
+    def runs(self, limit: int | None = None) -> list[TrainingRun]:
+        sql = "select * from training_runs order by id desc" + (f" limit {int(limit)}" if limit else "")
+        with self._guard():
+            return [_run(r) for r in self.db.query(sql)]
+
+    # --- adapters -------------------------------------------------------------------------------
+    def add_adapter(self, path: str, gguf_path: str = "", parent_version: int | None = None,
+                    run_id: int | None = None, kind: str = "adapter", metrics: dict | None = None,
+                    trained_on: list[int] | None = None) -> AdapterVersion:
+        with self.transaction():
+            version = self.db["adapters"].insert(
+                {"path": path, "gguf_path": gguf_path, "parent_version": parent_version, "run_id": run_id,
+                 "kind": kind, "metrics": json.dumps(metrics or {}), "trained_on": json.dumps(trained_on or []),
+                 "created_at": _now()}).last_pk
+        return self.get_adapter(version)
+
+    def update_adapter(self, version: int, **changes: Any) -> None:
+        if "metrics" in changes:
+            changes["metrics"] = json.dumps(changes["metrics"])
+        with self.transaction():
+            self.db["adapters"].update(version, changes)
+
+    def get_adapter(self, version: int) -> AdapterVersion:
+        with self._guard():
+            rows = list(self.db.query("select * from adapters where version = ?", [version]))
+        if not rows:
+            raise StoreError(f"No adapter version {version}; `clawdesk adapters list` shows them.")
+        return _adapter(rows[0])
+
+    def adapters(self) -> list[AdapterVersion]:
+        with self._guard():
+            return [_adapter(r) for r in self.db.query("select * from adapters order by version desc")]
+
+    def served_version(self) -> int | None:
+        value = self.get_state("served_adapter")
+        return int(value) if value else None
+
+    # --- models ---------------------------------------------------------------------------------
+    def add_model(self, entry: ModelEntry) -> None:
+        with self.transaction():
+            self.db["models"].upsert(
+                {"name": entry.name, "path": entry.path, "sha256": entry.sha256, "source": entry.source,
+                 "license": entry.license, "template_notes": entry.template_notes,
+                 "hf_checkpoint": entry.hf_checkpoint, "added_at": _now()}, pk="name")
+
+    def user_models(self) -> list[ModelEntry]:
+        with self._guard():
+            rows = self.db.query("select * from models order by name")
+            return [ModelEntry(r["name"], r["path"], r["sha256"], r["source"], r["license"],
+                               r["template_notes"], r["hf_checkpoint"]) for r in rows]
+
+    def remove_model(self, name: str) -> None:
+        with self.transaction():
+            self.db.execute("delete from models where name = ?", [name])
+
+    # --- whole-store ----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        out = {}
+        with self._guard():
+            for table in ("conversations", "messages", "feedback", "samples", "training_runs", "adapters"):
+                out[table] = self.db[table].count
+            out["samples_ready"] = self.db.execute("select count(*) from samples where status='ready'").fetchone()[0]
+        return out
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy via ``VACUUM INTO`` (safe while the chat is writing)."""
+        dest = Path(dest)
+        if dest.exists():
+            raise StoreError(f"{dest} already exists; choose a new file name.")
+        with self._guard():
+            self.db.execute("vacuum into ?", [str(dest)])
+        os.chmod(dest, 0o600)
+
+    def export_conversations(self) -> list[dict[str, Any]]:
+        """Every conversation with its messages and feedback, as plain JSON-able dicts."""
+        out = []
+        for conv in self.list_conversations():
+            msgs = []
+            for m in self.messages(conv.id):
+                d = m.__dict__.copy()
+                d["feedback"] = [f.__dict__ for f in self.feedback_for(m.id)]
+                msgs.append(d)
+            out.append({**conv.__dict__, "messages": msgs})
+        return out
+
+    def import_conversations(self, data: list[dict[str, Any]]) -> int:
+        """Load an ``export_conversations`` dump; ids are renumbered, the tree is kept."""
+        count = 0
+        with self.transaction():
+            for conv in data:
+                cid = self.db["conversations"].insert(
+                    {"name": conv.get("name") or "Imported", "system_prompt": conv.get("system_prompt", ""),
+                     "model": conv.get("model", ""), "exclude": int(bool(conv.get("exclude"))),
+                     "created_at": conv.get("created_at") or _now(),
+                     "updated_at": conv.get("updated_at") or _now()}).last_pk
+                ids: dict[int, int] = {}
+                for m in sorted(conv.get("messages", []), key=lambda m: m["id"]):
+                    row = {k: m.get(k) for k in ("role", "content", "model", "adapter_version", "finish_reason",
+                                                 "prompt_tokens", "response_tokens", "ttft_ms", "duration_ms",
+                                                 "truncated_tokens", "created_at")}
+                    row.update(conversation_id=cid, parent_id=ids.get(m.get("parent_id")),
+                               prompt_token_ids=_j(m.get("prompt_token_ids")),
+                               response_token_ids=_j(m.get("response_token_ids")),
+                               sampling=json.dumps(m.get("sampling") or {}), exclude=int(bool(m.get("exclude"))))
+                    if not isinstance(row["content"], str) or row["role"] not in ("system", "user", "assistant", "tool"):
+                        raise StoreError(f"Message {m.get('id')} in the import has no valid role/content.")
+                    ids[m["id"]] = self.db["messages"].insert(row).last_pk
+                    for f in m.get("feedback", []):
+                        self.db["feedback"].insert({k: f.get(k, "") for k in ("kind", "reason", "comment", "correction", "created_at")}
+                                                   | {"message_id": ids[m["id"]]})
+                count += 1
+        return count
+
+    def integrity_check(self) -> str:
+        with self._guard():
+            return self.db.execute("pragma integrity_check").fetchone()[0]
+
+
+def _fts_query(text: str) -> str:
+    """Quote each word so user input can't be parsed as FTS5 syntax."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"' for w in words) or '""'
+
+
+def _message(r: dict[str, Any]) -> Message:
+    return Message(
+        id=r["id"], conversation_id=r["conversation_id"], parent_id=r["parent_id"], role=r["role"],
+        content=r["content"], prompt_token_ids=_l(r["prompt_token_ids"], None),
+        response_token_ids=_l(r["response_token_ids"], None), model=r["model"] or "",
+        adapter_version=r["adapter_version"], sampling=_l(r["sampling"], {}), finish_reason=r["finish_reason"] or "",
+        prompt_tokens=r["prompt_tokens"] or 0, response_tokens=r["response_tokens"] or 0, ttft_ms=r["ttft_ms"],
+        duration_ms=r["duration_ms"], truncated_tokens=r["truncated_tokens"] or 0, exclude=bool(r["exclude"]),
+        created_at=r["created_at"])
+
+
+def _sample(r: dict[str, Any]) -> Sample:
+    return Sample(
+        id=r["id"], message_id=r["message_id"], conversation_id=r["conversation_id"],
+        prompt_token_ids=_l(r["prompt_token_ids"], []), response_token_ids=_l(r["response_token_ids"], []),
+        reward=r["reward"], source=r["source"], status=r["status"], hints=_l(r["hints"], []),
+        votes=_l(r["votes"], []), failed_votes=r["failed_votes"] or 0, drop_reason=r["drop_reason"] or "",
+        next_state=r["next_state"] or "", prompt_messages=_l(r["prompt_messages"], []), created_at=r["created_at"])
+
+
+def _run(r: dict[str, Any]) -> TrainingRun:
+    return TrainingRun(
+        id=r["id"], status=r["status"], method=r["method"], started_at=r["started_at"],
+        finished_at=r["finished_at"] or "", n_samples=r["n_samples"] or 0, settings=_l(r["settings"], {}),
+        metrics=_l(r["metrics"], {}), gate=_l(r["gate"], {}), candidate_path=r["candidate_path"] or "",
+        error=r["error"] or "")
+
+
+def _adapter(r: dict[str, Any]) -> AdapterVersion:
+    return AdapterVersion(
+        version=r["version"], path=r["path"], parent_version=r["parent_version"], run_id=r["run_id"],
+        gguf_path=r["gguf_path"] or "", kind=r["kind"] or "adapter", metrics=_l(r["metrics"], {}),
+        created_at=r["created_at"], promoted_at=r["promoted_at"], rolled_back_at=r["rolled_back_at"],
+        trained_on_forgotten=bool(r["trained_on_forgotten"]))

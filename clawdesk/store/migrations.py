@@ -1,0 +1,191 @@
+"""Named schema migrations, applied in order and recorded in ``_migrations``.
+
+Modelled on simonw/llm: each migration is a small function registered with ``@migration``;
+``migrate(db)`` applies the ones whose names are not yet recorded. Never edit a migration that
+has shipped — add a new one, so that every user's database reaches the same schema.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+import sqlite_utils
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+
+
+def migration(fn: Callable[[sqlite_utils.Database], None]) -> Callable[[sqlite_utils.Database], None]:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations; returns the names applied now."""
+    table = db["_migrations"]
+    if not table.exists():
+        table.create({"name": str, "applied_at": str}, pk="name")
+    done = {row["name"] for row in table.rows}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        with db.conn:  # one transaction per migration: all of it or none of it
+            fn(db)
+            table.insert({"name": fn.__name__, "applied_at": _now()})
+        applied.append(fn.__name__)
+    return applied
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["conversations"].create(
+        {
+            "id": int,
+            "name": str,
+            "system_prompt": str,
+            "model": str,
+            # "don't learn from this conversation" (method.md §1)
+            "exclude": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"name", "created_at"},
+        defaults={"system_prompt": "", "model": "", "exclude": 0},
+    )
+    # Messages form a tree: a regenerated answer is a sibling (same parent), never an overwrite,
+    # because the rejected sibling is itself a training signal.
+    db["messages"].create(
+        {
+            "id": int,
+            "conversation_id": int,
+            "parent_id": int,
+            "role": str,
+            "content": str,
+            # Exact ids the model saw and sampled, JSON lists. Training scores these, never a
+            # re-tokenisation of `content` (method.md §1).
+            "prompt_token_ids": str,
+            "response_token_ids": str,
+            "model": str,
+            "adapter_version": int,
+            "sampling": str,
+            "finish_reason": str,
+            "prompt_tokens": int,
+            "response_tokens": int,
+            "ttft_ms": float,
+            "duration_ms": float,
+            "truncated_tokens": int,
+            "exclude": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id"), ("parent_id", "messages", "id")],
+        not_null={"conversation_id", "role", "content", "created_at"},
+        defaults={"model": "", "sampling": "{}", "finish_reason": "", "prompt_tokens": 0,
+                  "response_tokens": 0, "truncated_tokens": 0, "exclude": 0},
+    )
+    db["messages"].create_index(["conversation_id"])
+    db["messages"].create_index(["parent_id"])
+    db["messages"].enable_fts(["content"], create_triggers=True, tokenize="porter")
+    db["feedback"].create(
+        {
+            "id": int,
+            "message_id": int,
+            "kind": str,  # thumbs_up | thumbs_down | correction | regenerate | stop | exclude | comment
+            "reason": str,
+            "comment": str,
+            "correction": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("message_id", "messages", "id")],
+        not_null={"message_id", "kind", "created_at"},
+        defaults={"reason": "", "comment": "", "correction": ""},
+    )
+    db["feedback"].create_index(["message_id"])
+    db["samples"].create(
+        {
+            "id": int,
+            # One sample per judged assistant message (UNIQUE makes judging idempotent); a
+            # demonstration built from a correction shares the message with source = 'demo'.
+            "message_id": int,
+            "conversation_id": int,
+            "source": str,  # explicit | judge | demo
+            "prompt_token_ids": str,
+            "response_token_ids": str,
+            "prompt_messages": str,  # the turn's chat messages as JSON, for the teacher context
+            "next_state": str,
+            "reward": float,
+            "votes": str,
+            "failed_votes": int,
+            "hints": str,
+            "status": str,  # ready | dropped | used
+            "drop_reason": str,
+            "judge_model": str,
+            "run_id": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("message_id", "messages", "id")],
+        not_null={"message_id", "source", "status", "created_at"},
+        defaults={"votes": "[]", "failed_votes": 0, "hints": "[]", "drop_reason": "",
+                  "next_state": "", "prompt_messages": "[]", "judge_model": ""},
+    )
+    db["samples"].create_index(["message_id", "source"], unique=True)
+    db["samples"].create_index(["status"])
+    db["training_runs"].create(
+        {
+            "id": int,
+            "status": str,  # running | done | failed | refused | promoted
+            "method": str,
+            "started_at": str,
+            "finished_at": str,
+            "n_samples": int,
+            "settings": str,
+            "metrics": str,  # per-step curves: loss, reward mean, OPD advantage, clip fraction, ...
+            "gate": str,  # the promotion decision and its numbers
+            "candidate_path": str,
+            "error": str,
+            "pid": int,
+        },
+        pk="id",
+        not_null={"status", "method", "started_at"},
+        defaults={"n_samples": 0, "settings": "{}", "metrics": "{}", "gate": "{}",
+                  "candidate_path": "", "error": ""},
+    )
+    db["adapters"].create(
+        {
+            "version": int,
+            "parent_version": int,
+            "run_id": int,
+            "path": str,  # peft folder (training resumes from it)
+            "gguf_path": str,  # what llama.cpp serves: a LoRA GGUF or a merged model GGUF
+            "kind": str,  # adapter | merged
+            "metrics": str,
+            "trained_on": str,  # JSON list of message ids, so `forget` can flag the adapter
+            "trained_on_forgotten": int,
+            "created_at": str,
+            "promoted_at": str,
+            "rolled_back_at": str,
+        },
+        pk="version",
+        foreign_keys=[("run_id", "training_runs", "id")],
+        not_null={"path", "created_at"},
+        defaults={"gguf_path": "", "kind": "adapter", "metrics": "{}", "trained_on": "[]",
+                  "trained_on_forgotten": 0},
+    )
+    # Models the user registered with `clawdesk models add` (bundled ones come from manifests).
+    db["models"].create(
+        {"name": str, "path": str, "sha256": str, "source": str, "license": str,
+         "template_notes": str, "hf_checkpoint": str, "added_at": str},
+        pk="name",
+        not_null={"path", "added_at"},
+        defaults={"sha256": "", "source": "", "license": "", "template_notes": "", "hf_checkpoint": ""},
+    )
+    # Small key/value state: the model chosen with `models use`, the served adapter version.
+    db["state"].create({"key": str, "value": str}, pk="key")
