@@ -47,10 +47,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import ask, logs, models, system
+    """Every module in this package that defines ``register(cli)`` adds its commands."""
+    import importlib
+    import pkgutil
 
-    for module in (ask, models, logs, system):
-        module.register(cli)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(cli)
 
 
 _register()

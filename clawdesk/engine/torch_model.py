@@ -1,0 +1,68 @@
+"""The served GGUF as a torch model, for training, gating and export.
+
+transformers can dequantise a llama-architecture GGUF (``from_pretrained(dir, gguf_file=...)``);
+that takes ~15 s for the bundled model, so the fp32 result is cached as an HF folder under the
+user cache dir, keyed by the GGUF's size and mtime (reload ~0.1 s). The tokenizer comes from the
+GGUF too; its ids are identical to llama.cpp's (platform-notes.md), which is what lets the trainer
+score the exact token ids the chat logged.
+
+Users who have the original HF checkpoint can point the model manifest at it (``hf_checkpoint``)
+and skip the dequantisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .. import locations
+from ..errors import ModelCorrupt, ModelNotFound
+
+
+def _cache_key(gguf_path: Path) -> str:
+    st = gguf_path.stat()
+    raw = f"{gguf_path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def hf_dir_for(gguf_path: str | Path) -> Path:
+    """Dequantise (once) and return the cached HF folder for a GGUF file."""
+    gguf_path = Path(gguf_path)
+    if not gguf_path.exists():
+        raise ModelNotFound(f"No model file at {gguf_path}.")
+    target = locations.cache_dir() / "hf" / f"{gguf_path.stem}-{_cache_key(gguf_path)}"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                     dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    except Exception as e:  # noqa: BLE001 — transformers raises many kinds
+        raise ModelCorrupt(f"Cannot convert {gguf_path} for training ({e}); training needs a "
+                           f"llama-architecture GGUF or an hf_checkpoint in the model manifest.") from None
+    model.hf_quantizer = None  # save_pretrained refuses a "quantised" model otherwise
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, target)  # atomic: a crash mid-save leaves no half-written cache
+    return target
+
+
+def load_model(source: str | Path, dtype: Any = None):
+    """(model, tokenizer) in eval mode from a GGUF file or an HF checkpoint folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = Path(source)
+    folder = source if source.is_dir() else hf_dir_for(source)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model.eval()
+    return model, tokenizer

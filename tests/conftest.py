@@ -1,0 +1,66 @@
+"""Shared fixtures. Every test runs against a fresh ``CLAWDESK_HOME`` (tmp dir), a real SQLite
+file and — where a model is needed — the real bundled SmolLM2-135M through real llama.cpp."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from clawdesk import catalog
+from clawdesk.settings import Settings, load_settings
+from clawdesk.store import Store, open_store
+
+
+@pytest.fixture(autouse=True)
+def clawdesk_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLAWDESK_HOME", str(home))
+    for key in list(os.environ):
+        if key.startswith("CLAWDESK_") and key != "CLAWDESK_HOME":
+            monkeypatch.delenv(key)
+    return home
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def store(clawdesk_home: Path) -> Store:
+    from clawdesk import locations
+
+    s = open_store(locations.db_path())
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def model_path() -> str:
+    entry = next(m for m in catalog.bundled_models() if m.name == catalog.DEFAULT_MODEL)
+    assert entry.path and Path(entry.path).exists(), "the bundled model is not installed (make install)"
+    return entry.path
+
+
+@pytest.fixture(scope="session")
+def engine(model_path: str):
+    """One real llama.cpp engine for the whole session (loading costs ~1 s)."""
+    from clawdesk.engine import Engine
+
+    e = Engine(model_path, n_ctx=2048, n_threads=2)
+    yield e
+    e.close()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
+    """Poll instead of sleeping a fixed time (for background work)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
