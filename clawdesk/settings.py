@@ -112,7 +112,8 @@ def _coerce(name: str, raw: Any, target: type | str) -> Any:
             return dict(raw)
         return str(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"Setting '{name}' must be a {kind}, got {raw!r}.") from None
+        wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "dict": "a table"}.get(kind, "text")
+        raise ConfigError(f"Setting '{name}' must be {wanted}, got {raw!r}.") from None
 
 
 def _flatten(data: dict[str, Any]) -> dict[str, Any]:
