@@ -233,8 +233,7 @@ class Engine:
             finish = "length"
             start = time.perf_counter()
             ttft = 0.0
-            if grammar is not None:
-                grammar.reset()
+            # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
             gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
                                      repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0)
             try:
