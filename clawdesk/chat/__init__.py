@@ -7,6 +7,6 @@ its exact prompt/response token ids, model, adapter version, sampling parameters
 Feedback methods write one feedback row each, immediately.
 """
 
-from .service import ChatService, Turn, open_engine
+from .service import ChatService, Turn, open_engine, served_adapter
 
-__all__ = ["ChatService", "Turn", "open_engine"]
+__all__ = ["ChatService", "Turn", "open_engine", "served_adapter"]

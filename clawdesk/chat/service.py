@@ -127,6 +127,22 @@ class ChatService:
     def exclude(self, message_id: int) -> Feedback:
         return self.store.add_feedback(message_id, "exclude")
 
+    def explain(self, feedback_id: int, reason: str = "", comment: str = "") -> None:
+        """Attach a reason and/or comment to feedback already written (thumbs down first, why after)."""
+        self.store.update_feedback(feedback_id, reason=reason or None, comment=comment or None)
+
+    # --- conversation management (UI actions) ---------------------------------------------------
+    def rename(self, conversation_id: int, name: str) -> None:
+        self.store.update_conversation(conversation_id, name=name.strip() or "Untitled")
+
+    def set_system_prompt(self, conversation_id: int, system_prompt: str) -> None:
+        """The persona for the *next* turns; earlier turns keep the prompt they were answered with."""
+        self.store.update_conversation(conversation_id, system_prompt=system_prompt)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Really delete: messages, feedback and samples go with it (method.md §1)."""
+        self.store.delete_conversation(conversation_id)
+
 
 def _title(text: str, width: int = 48) -> str:
     line = " ".join(text.split())

@@ -283,6 +283,14 @@ class Store:
             rows = self.db.query("select * from feedback where message_id = ? order by id", [message_id])
             return [Feedback(**r) for r in rows]
 
+    def update_feedback(self, feedback_id: int, reason: str | None = None, comment: str | None = None) -> None:
+        """Add the optional reason/comment to a row written a moment earlier (the TUI writes a
+        thumbs-down at once and lets the person explain it afterwards)."""
+        changes = {k: v for k, v in {"reason": reason, "comment": comment}.items() if v is not None}
+        if changes:
+            with self.transaction():
+                self.db["feedback"].update(feedback_id, changes)
+
     def remove_feedback(self, feedback_id: int) -> None:
         with self.transaction():
             self.db.execute("delete from feedback where id = ?", [feedback_id])
