@@ -134,6 +134,7 @@ class TrainingRun:
     gate: dict[str, Any] = field(default_factory=dict)
     candidate_path: str = ""
     error: str = ""
+    pid: int | None = None  # the process that ran it: a dead pid with status running = crashed
 
 
 @dataclass
@@ -149,3 +150,31 @@ class AdapterVersion:
     promoted_at: str | None = None
     rolled_back_at: str | None = None
     trained_on_forgotten: bool = False
+
+
+@dataclass
+class TrainProgress:
+    """One progress report from the training pass (phase: load | score | train | save)."""
+
+    phase: str
+    done: int
+    total: int
+    message: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """What one training pass produced; the gate/promotion code consumes it."""
+
+    run_id: int
+    method: str
+    backend: str
+    candidate_path: str
+    trained_ids: list[int] = field(default_factory=list)  # samples trained on (now status 'used')
+    heldout_ids: list[int] = field(default_factory=list)  # held out for the gate (still 'ready')
+    skipped_ids: list[int] = field(default_factory=list)  # ready samples this method cannot use
+    parent_version: int | None = None  # the adapter version training started from
+    steps: list[dict[str, Any]] = field(default_factory=list)  # per-step curves
+    summary: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0

@@ -76,6 +76,11 @@ class Settings:
     train_heldout_fraction: float = _f(0.2, "Fraction of ready samples held out for the promotion gate.")
     train_min_samples: int = _f(8, "The scheduled pass runs only with at least this many new samples.")
     train_seed: int = _f(0, "Seed for data order, held-out split and LoRA init.")
+    train_max_grad_norm: float = _f(1.0, "Clip the LoRA gradient to this global norm before each step (0 = no clip).")
+    train_grad_checkpointing: bool = _f(True, "Recompute activations in the backward pass: ~half the memory for ~30% more time.")
+    train_micro_batch: int = _f(0, "Sequences per forward pass; 0 = automatic (1 on the CPU, where one at a time is faster; 8 on CUDA).")
+    train_threads: int = _f(0, "CPU threads for training; 0 = torch's default (all cores).")
+    train_anchor_to_base: bool = _f(False, "Give rewarded samples without a hint an OPD pull toward the frozen base model (the reference code's substitute; off in ClawDesk by default).")
     # --- scheduler -------------------------------------------------------------------------------
     schedule_cron: str = _f("0 3 * * *", "When the daemon runs the nightly pipeline (cron, local time).")
     schedule_idle_minutes: int = _f(20, "Skip the run if a chat turn happened this recently.")

@@ -513,7 +513,7 @@ def _run(r: dict[str, Any]) -> TrainingRun:
         id=r["id"], status=r["status"], method=r["method"], started_at=r["started_at"],
         finished_at=r["finished_at"] or "", n_samples=r["n_samples"] or 0, settings=_l(r["settings"], {}),
         metrics=_l(r["metrics"], {}), gate=_l(r["gate"], {}), candidate_path=r["candidate_path"] or "",
-        error=r["error"] or "")
+        error=r["error"] or "", pid=r.get("pid"))
 
 
 def _adapter(r: dict[str, Any]) -> AdapterVersion:
