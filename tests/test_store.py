@@ -30,6 +30,7 @@ EXPECTED_COLUMNS = {
                  "trained_on_forgotten", "created_at", "promoted_at", "rolled_back_at"],
     "models": ["name", "path", "sha256", "source", "license", "template_notes", "hf_checkpoint", "added_at"],
     "state": ["key", "value"],
+    "pipeline_log": ["id", "at", "trigger", "decision", "detail", "run_id"],
 }
 
 

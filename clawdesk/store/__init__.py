@@ -419,6 +419,23 @@ class Store:
         with self.transaction():
             self.db.execute("delete from models where name = ?", [name])
 
+    # --- pipeline log ---------------------------------------------------------------------------
+    def log_pipeline(self, trigger: str, decision: str, detail: str = "", run_id: int | None = None,
+                     at: str | None = None) -> None:
+        with self.transaction():
+            self.db["pipeline_log"].insert({"at": at or _now(), "trigger": trigger, "decision": decision,
+                                            "detail": detail, "run_id": run_id})
+
+    def pipeline_log(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._guard():
+            return list(self.db.query(f"select * from pipeline_log order by id desc limit {int(limit)}"))
+
+    def last_user_activity(self) -> str | None:
+        """When the user last sent a message (ISO, UTC) — the daemon waits for an idle machine."""
+        with self._guard():
+            row = self.db.execute("select max(created_at) from messages where role = 'user'").fetchone()
+        return row[0] if row else None
+
     # --- whole-store ----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         out = {}

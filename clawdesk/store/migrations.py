@@ -189,3 +189,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
     # Small key/value state: the model chosen with `models use`, the served adapter version.
     db["state"].create({"key": str, "value": str}, pk="key")
+
+
+@migration
+def m002_pipeline_log(db: sqlite_utils.Database) -> None:
+    # Why a table: the daemon runs unattended at night; the user needs to see, in the morning, that
+    # it ran (or why it skipped: busy, on battery, too few samples) without reading a log file.
+    db["pipeline_log"].create(
+        {"id": int, "at": str, "trigger": str, "decision": str, "detail": str, "run_id": int},
+        pk="id",
+        not_null={"at", "trigger", "decision"},
+        defaults={"detail": ""},
+    )
