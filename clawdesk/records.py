@@ -119,6 +119,7 @@ class Sample:
     next_state: str = ""
     prompt_messages: list[dict[str, str]] = field(default_factory=list)
     created_at: str = ""
+    judge_model: str = ""  # the model that cast the votes ('' for explicit feedback and demos)
 
 
 @dataclass
@@ -178,3 +179,71 @@ class TrainResult:
     steps: list[dict[str, Any]] = field(default_factory=list)  # per-step curves
     summary: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+
+
+@dataclass
+class NextState:
+    """What followed an assistant message, found by ``clawdesk.signals`` (method.md §1).
+
+    ``feedback`` summarises explicit feedback (ratings, corrections, comments); ``text``/``role``
+    are the conversational next state the judges read (the user's next message, a re-asked
+    request, a comment, a tool result). ``reward`` is set only by explicit feedback; ``None``
+    means the PRM judge decides."""
+
+    kind: str  # thumbs_up | thumbs_down | correction | regenerate | reask | comment | user | tool | none
+    text: str = ""
+    role: str = ""  # user | tool
+    reward: float | None = None
+    feedback: str = ""
+    hints: list[str] = field(default_factory=list)  # explicit hint candidates (always kept)
+    correction: str = ""  # the newest corrected answer → a demonstration sample (method.md §7.1)
+    stopped: bool = False  # the user stopped the reply while it was generated
+
+    @property
+    def source(self) -> str:
+        """'explicit' (feedback sets r), 'judge' (a judge reads ``text``) or 'none'."""
+        if self.reward is not None:
+            return "explicit"
+        return "judge" if self.text else "none"
+
+    @property
+    def summary(self) -> str:
+        """The text stored as a sample's ``next_state``; a change in it means "judge again"."""
+        parts = [self.feedback] if self.feedback else []
+        if self.text:
+            parts.append(f"[{self.kind} · {self.role}] {self.text}")
+        return "\n".join(parts)
+
+
+@dataclass
+class Judgement:
+    """m votes of one judge on one turn: the majority value and every raw vote."""
+
+    value: int  # majority of valid votes; a tie or no valid vote gives 0
+    votes: list[Vote] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(v.value is None for v in self.votes)
+
+    @property
+    def valid(self) -> int:
+        return len(self.votes) - self.failed
+
+
+@dataclass
+class JudgeReport:
+    """What one judging pass did (or, with dry_run, would do)."""
+
+    examined: int = 0  # assistant messages whose signals were read
+    explicit: int = 0  # samples whose reward came from explicit feedback
+    judged: int = 0  # samples the PRM judge scored
+    demos: int = 0  # demonstration samples from corrections
+    ready: int = 0
+    dropped: int = 0
+    votes: int = 0  # judge votes cast (reward + hint)
+    failed_votes: int = 0  # votes without a parsable \\boxed{}
+    purged: int = 0  # samples removed because their message/conversation is now excluded
+    judge_model: str = ""
+    dry_run: bool = False
+    samples: list[Sample] = field(default_factory=list)  # produced (or, dry run, would be)

@@ -305,7 +305,7 @@ class Store:
             "prompt_messages": json.dumps(sample.prompt_messages), "next_state": sample.next_state,
             "reward": sample.reward, "votes": json.dumps(sample.votes), "failed_votes": sample.failed_votes,
             "hints": json.dumps(sample.hints), "status": sample.status, "drop_reason": sample.drop_reason,
-            "created_at": sample.created_at or _now(),
+            "created_at": sample.created_at or _now(), "judge_model": sample.judge_model,
         }
         with self.transaction():
             existing = self.db.execute("select id from samples where message_id = ? and source = ?",
@@ -334,6 +334,37 @@ class Store:
             sql += f" limit {int(limit)}"
         with self._guard():
             return [_sample(r) for r in self.db.query(sql, params)]
+
+    def samples_for(self, message_id: int) -> list[Sample]:
+        """Every sample of one message (at most one per source)."""
+        with self._guard():
+            rows = self.db.query("select * from samples where message_id = ? order by id", [message_id])
+            return [_sample(r) for r in rows]
+
+    def delete_samples(self, message_id: int, sources: list[str] | None = None) -> int:
+        """Remove a message's samples (all, or those of ``sources``); returns how many."""
+        sql, params = "delete from samples where message_id = ?", [message_id]
+        if sources is not None:
+            sql += f" and source in ({', '.join('?' for _ in sources)})"
+            params += list(sources)
+        with self.transaction():
+            return self.db.execute(sql, params).rowcount
+
+    def purge_excluded_samples(self) -> int:
+        """Delete samples whose message or conversation the user excluded from learning."""
+        with self.transaction():
+            return self.db.execute(
+                "delete from samples where message_id in (select m.id from messages m join conversations c"
+                " on c.id = m.conversation_id where m.exclude = 1 or c.exclude = 1)").rowcount
+
+    def assistant_messages(self, include_excluded: bool = False) -> list[Message]:
+        """Assistant replies oldest first; by default without excluded messages/conversations."""
+        sql = ("select m.* from messages m join conversations c on c.id = m.conversation_id"
+               " where m.role = 'assistant'")
+        if not include_excluded:
+            sql += " and m.exclude = 0 and c.exclude = 0"
+        with self._guard():
+            return [_message(r) for r in self.db.query(sql + " order by m.id")]
 
     def set_sample_status(self, ids: list[int], status: str, run_id: int | None = None) -> None:
         with self.transaction():
@@ -522,7 +553,8 @@ def _sample(r: dict[str, Any]) -> Sample:
         prompt_token_ids=_l(r["prompt_token_ids"], []), response_token_ids=_l(r["response_token_ids"], []),
         reward=r["reward"], source=r["source"], status=r["status"], hints=_l(r["hints"], []),
         votes=_l(r["votes"], []), failed_votes=r["failed_votes"] or 0, drop_reason=r["drop_reason"] or "",
-        next_state=r["next_state"] or "", prompt_messages=_l(r["prompt_messages"], []), created_at=r["created_at"])
+        next_state=r["next_state"] or "", prompt_messages=_l(r["prompt_messages"], []), created_at=r["created_at"],
+        judge_model=r["judge_model"] or "")
 
 
 def _run(r: dict[str, Any]) -> TrainingRun:
