@@ -11,5 +11,6 @@ applied between turns: a turn in progress finishes on the weights it started wit
 """
 
 from .llama import Engine, EngineStats
+from .vocab import Vocab
 
-__all__ = ["Engine", "EngineStats"]
+__all__ = ["Engine", "EngineStats", "Vocab"]
