@@ -247,3 +247,19 @@ class JudgeReport:
     judge_model: str = ""
     dry_run: bool = False
     samples: list[Sample] = field(default_factory=list)  # produced (or, dry run, would be)
+
+
+@dataclass
+class TokenScores:
+    """Teacher-forced scores of a fixed continuation under one served model (Engine.score).
+
+    Position i is the model's distribution over the i-th continuation token given the prompt
+    and the continuation before it."""
+
+    logprobs: list[float]  # log p(continuation[i])
+    top_ids: list[int]  # the model's own top-1 token there (what greedy decoding would pick)
+    top_logprobs: list[float]  # its log-prob
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.logprobs))

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..catalog import check_gguf
 from ..errors import ModelCorrupt, ModelNotFound
-from ..records import Generation
+from ..records import Generation, TokenScores
 
 Messages = list[dict[str, str]]
 
@@ -264,6 +264,30 @@ class Engine:
             return Generation(text="".join(pieces), prompt_token_ids=list(prompt_ids), response_token_ids=out,
                               finish_reason=finish, ttft_s=ttft, duration_s=time.perf_counter() - start,
                               truncated_tokens=truncated, sampling=sampling)
+
+    def score(self, prompt_ids: list[int], continuation_ids: list[int]) -> TokenScores:
+        """Teacher-forced log-probs of ``continuation_ids`` after ``prompt_ids`` on the served
+        weights (adapter included), decoded token by token exactly as ``generate`` does — so
+        ``top_ids`` is what greedy decoding would emit while it follows the continuation."""
+        import numpy as np
+
+        with self._turn_lock:
+            self._apply_pending()
+            llm = self._llm
+            llm.reset()  # n_tokens = 0: eval() drops whatever the KV cache held
+            scores = TokenScores([], [], [])
+            feed = list(prompt_ids)
+            for tok in continuation_ids:
+                llm.eval(feed)
+                # Without logits_all llama.cpp keeps only the last position's logits.
+                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+                top = int(logits.argmax())
+                log_z = logits[top] + np.log(np.exp(logits - logits[top]).sum())  # stable log-sum-exp
+                scores.logprobs.append(float(logits[tok] - log_z))
+                scores.top_ids.append(top)
+                scores.top_logprobs.append(float(logits[top] - log_z))
+                feed = [int(tok)]
+            return scores
 
     def close(self) -> None:
         with self._turn_lock:

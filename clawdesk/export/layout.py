@@ -1,0 +1,118 @@
+"""How Hugging Face module names and weight layouts map onto llama.cpp's GGUF tensors.
+
+Two facts decide whether an exported LoRA means the same thing in llama.cpp as in torch:
+
+* **Names.** llama.cpp finds a LoRA pair by the *base* tensor's name plus a suffix:
+  ``blk.N.attn_q.weight.lora_a`` / ``.lora_b`` (src/llama-adapter.cpp strips ``.lora_a``/``.lora_b``
+  and looks the rest up in the model). HF's ``model.layers.N.self_attn.q_proj`` is GGUF's
+  ``blk.N.attn_q``; the table below holds the seven projections a ClawDesk LoRA trains.
+
+* **Row order of q and k.** HF llama implements RoPE by rotating *halves* of each head
+  (dimension i pairs with i + head_dim/2); llama.cpp's llama kernel rotates *adjacent pairs*
+  (2i with 2i+1). convert_hf_to_gguf.py therefore reorders the output rows of q_proj (per head,
+  ``n_head`` heads) and k_proj (``n_head_kv`` heads) when it writes a llama GGUF, and
+  transformers undoes that when it loads one — so the torch model we train sees HF order while
+  the GGUF holds the interleaved order. A LoRA delta ``B @ A`` lives in the same output space as
+  the weight, so its rows must be reordered the same way; only B carries output rows, so only
+  ``lora_b`` of q and k is permuted (A, and the other five projections, are untouched). Without
+  this the adapter still loads and runs, but scrambles every attention head's rotation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TrainingError
+
+# HF module path inside a decoder layer → GGUF tensor stem inside ``blk.N``.
+HF_TO_GGUF = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+
+# Architectures whose GGUF converter applies the RoPE row permutation to q/k. Only llama is
+# listed: it is the one we can verify end to end here (the bundled SmolLM2 is llama); another
+# architecture needs its converter read before it is added (qwen2, for one, is not permuted).
+PERMUTED_QK = {"llama": True}
+
+# GGUF tensors a merge keeps byte-for-byte (the LoRA never touches them; see merge.py).
+EMBEDDING_TENSORS = ("token_embd.weight", "output.weight")
+
+
+@dataclass(frozen=True)
+class BaseLayout:
+    """What the exporter needs to know about the base GGUF."""
+
+    arch: str
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    permute_qk: bool
+    shapes: dict[str, tuple[int, int]]  # GGUF tensor name → (rows=out, cols=in), numpy order
+
+
+def read_layout(reader) -> BaseLayout:
+    """Architecture and head counts from a ``gguf.GGUFReader`` of the base model."""
+    def field(key: str):
+        f = reader.fields.get(key)
+        return f.contents() if f is not None else None
+
+    arch = field("general.architecture")
+    if arch not in PERMUTED_QK:
+        raise TrainingError(f"Exporting a LoRA for a '{arch}' model is not supported yet (only llama-architecture "
+                            f"GGUFs such as the bundled SmolLM2); serve that model without an adapter.")
+    n_head = int(field(f"{arch}.attention.head_count"))
+    n_head_kv = int(field(f"{arch}.attention.head_count_kv") or n_head)
+    shapes = {t.name: (int(t.shape[1]), int(t.shape[0])) for t in reader.tensors if len(t.shape) == 2}
+    return BaseLayout(arch=arch, n_layer=int(field(f"{arch}.block_count")), n_head=n_head, n_head_kv=n_head_kv,
+                      permute_qk=PERMUTED_QK[arch], shapes=shapes)
+
+
+def open_base(base_gguf: str | Path):
+    """A reader for the base GGUF, with ModelNotFound/ModelCorrupt for a missing or broken file."""
+    import gguf
+
+    from ..catalog import check_gguf
+
+    check_gguf(base_gguf)
+    return gguf.GGUFReader(str(base_gguf))
+
+
+def gguf_tensor_name(layer: int, hf_module: str) -> str:
+    """``(3, "self_attn.q_proj")`` → ``"blk.3.attn_q.weight"``."""
+    return f"blk.{layer}.{HF_TO_GGUF[hf_module]}.weight"
+
+
+def rope_permute(rows: np.ndarray, n_head: int) -> np.ndarray:
+    """Reorder output rows from HF's half-split RoPE layout to llama.cpp's interleaved one.
+
+    Within each head the rows are [x0 .. x(h/2-1), y0 .. y(h/2-1)]; llama.cpp wants
+    [x0, y0, x1, y1, ...]. View the rows as (head, half, i), swap to (head, i, half), flatten.
+    Works on any trailing shape (a weight [out, in] or a LoRA B [out, r]).
+    """
+    out = rows.shape[0]
+    head_dim = out // n_head
+    if head_dim * n_head != out or head_dim % 2:
+        raise TrainingError(f"Cannot split {out} rows into {n_head} RoPE heads; the adapter does not fit this base model.")
+    return (rows.reshape(n_head, 2, head_dim // 2, *rows.shape[1:])
+                .swapaxes(1, 2)
+                .reshape(rows.shape))
+
+
+def to_gguf_rows(b: np.ndarray, hf_module: str, layout: BaseLayout) -> np.ndarray:
+    """LoRA B (HF row order) → the row order of the GGUF tensor it adds to."""
+    if not layout.permute_qk:
+        return b
+    if hf_module == "self_attn.q_proj":
+        return rope_permute(b, layout.n_head)
+    if hf_module == "self_attn.k_proj":
+        return rope_permute(b, layout.n_head_kv)
+    return b
