@@ -1,0 +1,76 @@
+"""Which samples a pass trains on, which it holds out, and in what order.
+
+- The held-out part is chosen by a seeded hash of the *message* id, so a turn and the
+  demonstration built from its correction always fall on the same side (no leakage into the gate),
+  and the same set of samples always splits the same way — the three ablation methods can be
+  compared on exactly the same training and held-out samples.
+- A method uses the samples it has a term for: ``rl`` those with a reward, ``opd`` those with a
+  hint, ``combined`` either; demonstrations only when ``w_demo`` > 0. The others stay 'ready'.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from ..records import Sample
+from ..settings import Settings
+
+METHODS = ("combined", "rl", "opd")
+
+
+@dataclass(frozen=True)
+class MethodWeights:
+    w_rl: float
+    w_opd: float
+    w_demo: float
+
+
+def method_weights(method: str, settings: Settings) -> MethodWeights:
+    """The ablation switch: 'rl' and 'opd' zero the other term's weight."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    return MethodWeights(w_rl=settings.train_w_rl if method in ("combined", "rl") else 0.0,
+                         w_opd=settings.train_w_opd if method in ("combined", "opd") else 0.0,
+                         w_demo=settings.train_w_demo)
+
+
+def _rank(seed: int, message_id: int) -> str:
+    return hashlib.sha256(f"{seed}:{message_id}".encode()).hexdigest()
+
+
+def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(train, held-out). round(fraction × turns) turns are held out — at least one when the
+    fraction is positive and there are two turns or more — chosen by a seeded hash."""
+    messages = sorted({s.message_id for s in samples}, key=lambda m: _rank(seed, m))
+    n = round(fraction * len(messages))
+    if fraction > 0 and n == 0 and len(messages) >= 2:
+        n = 1
+    held = set(messages[:n])
+    return [s for s in samples if s.message_id not in held], [s for s in samples if s.message_id in held]
+
+
+def skip_reason(sample: Sample, weights: MethodWeights, anchor_to_base: bool = False) -> str | None:
+    """Why this method cannot train on the sample, or None if it can."""
+    if not sample.response_token_ids or not sample.prompt_token_ids:
+        return "no logged token ids"
+    if sample.source == "demo":
+        return None if weights.w_demo > 0 else "demonstration with w_demo = 0"
+    has_reward = bool(sample.reward) and weights.w_rl > 0
+    has_hint = bool(sample.hints) and bool(sample.prompt_messages) and weights.w_opd > 0
+    anchored = anchor_to_base and bool(sample.reward) and weights.w_opd > 0
+    if has_reward or has_hint or anchored:
+        return None
+    return "no term for this method (no reward / no usable hint)"
+
+
+def epoch_batches(items: list, batch_size: int, epochs: int, seed: int) -> list[list]:
+    """Shuffled batches, a fresh seeded order each epoch; the last batch of an epoch may be short."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(max(1, epochs)):
+        order = list(items)
+        rng.shuffle(order)
+        out += [order[i:i + batch_size] for i in range(0, len(order), max(1, batch_size))]
+    return out
