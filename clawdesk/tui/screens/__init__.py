@@ -1,0 +1,1 @@
+"""Modal dialogs: feedback reason, text editor, confirmation, chooser, help."""

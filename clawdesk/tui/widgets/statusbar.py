@@ -1,0 +1,37 @@
+"""One line at the bottom: model, adapter version, speed of the last answer, samples waiting
+for training, the last training run — and loading/hot-reload notices."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    model: reactive[str] = reactive("")
+    adapter: reactive[str] = reactive("")
+    notice: reactive[str] = reactive("Loading model…")
+    error: reactive[bool] = reactive(False)
+    tokens_per_s: reactive[float | None] = reactive(None)
+    samples_ready: reactive[int] = reactive(0)
+    last_run: reactive[str] = reactive("")
+
+    def render(self) -> Text:
+        parts: list[tuple[str, str]] = []
+        if self.model:
+            parts.append((f"⬢ {self.model}", "bold"))
+        parts.append((f"adapter {self.adapter or 'none'}", ""))
+        if self.tokens_per_s is not None:
+            parts.append((f"{self.tokens_per_s:.0f} tok/s", ""))
+        parts.append((f"{self.samples_ready} samples ready", ""))
+        if self.last_run:
+            parts.append((self.last_run, ""))
+        if self.notice:
+            parts.append((self.notice, "bold red" if self.error else "bold $accent"))
+        text = Text(" ")
+        for i, (part, style) in enumerate(parts):
+            if i:
+                text.append("  │  ", style="dim")
+            text.append(part, style=style.replace("$accent", "yellow"))
+        return text
