@@ -411,6 +411,37 @@ class Store:
                  "created_at": _now()}).last_pk
         return self.get_adapter(version)
 
+    def record_promotion(self, version: int, path: str, gguf_path: str, kind: str, parent_version: int | None,
+                         run_id: int | None, metrics: dict | None, trained_on: list[int] | None) -> AdapterVersion:
+        """Insert the new version and make it the served one in ONE transaction: readers see
+        either the old served version or the new one, never a version without its row."""
+        now = _now()
+        with self.transaction():
+            self.db["adapters"].insert(
+                {"version": version, "path": path, "gguf_path": gguf_path, "parent_version": parent_version,
+                 "run_id": run_id, "kind": kind, "metrics": json.dumps(metrics or {}),
+                 "trained_on": json.dumps(trained_on or []), "created_at": now, "promoted_at": now})
+            self.db.execute("insert or replace into state (key, value) values ('served_adapter', ?)", [str(version)])
+        return self.get_adapter(version)
+
+    def set_served(self, version: int | None) -> None:
+        """Serve ``version`` (None = the base model); a running chat picks it up between turns."""
+        now = _now()
+        with self.transaction():
+            current = self.db.execute("select value from state where key = 'served_adapter'").fetchone()
+            current_v = int(current[0]) if current and current[0] else None
+            if current_v is not None and current_v != version:
+                self.db.execute("update adapters set rolled_back_at = ? where version = ?", [now, current_v])
+            if version is None:
+                self.db.execute("delete from state where key = 'served_adapter'")
+            else:
+                self.db.execute("update adapters set rolled_back_at = null where version = ?", [version])
+                self.db.execute("insert or replace into state (key, value) values ('served_adapter', ?)", [str(version)])
+
+    def delete_adapter_row(self, version: int) -> None:
+        with self.transaction():
+            self.db.execute("delete from adapters where version = ?", [version])
+
     def update_adapter(self, version: int, **changes: Any) -> None:
         if "metrics" in changes:
             changes["metrics"] = json.dumps(changes["metrics"])
