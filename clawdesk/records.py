@@ -263,3 +263,48 @@ class TokenScores:
     @property
     def total(self) -> float:
         return float(sum(self.logprobs))
+
+
+@dataclass
+class GateDecision:
+    """Why a candidate adapter was promoted or refused, with the numbers (stored with the run)."""
+
+    accepted: bool
+    reasons: list[str] = field(default_factory=list)  # one line per check, pass or fail
+    objective_served: float | None = None  # held-out training objective, lower is better
+    objective_candidate: float | None = None
+    objective_on: str = "held-out"  # held-out | in-sample (when nothing was held out)
+    positive_nll_served: float | None = None  # mean NLL/token of positively-rated answers
+    positive_nll_candidate: float | None = None
+    n_heldout: int = 0
+    n_positive: int = 0
+    kl_general: float | None = None  # mean KL(served ‖ candidate) per token on general prompts
+    general_nll_base: float | None = None  # NLL/token of the base model's general replies...
+    general_nll_candidate: float | None = None  # ...under the candidate
+    answer_rate_candidate: float | None = None
+    candidate_replies: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class VerifyCase:
+    """A prompt and the greedy continuation torch + peft produced for a candidate; promotion
+    checks that llama.cpp serving the exported files reproduces it."""
+
+    prompt_ids: list[int]
+    expected_ids: list[int]
+
+
+@dataclass
+class PipelineReport:
+    """One run of judge → train → gate → promote (what ``train --now`` and the daemon print)."""
+
+    trigger: str
+    decision: str  # promoted | refused | skipped | failed
+    summary: str
+    run_id: int | None = None
+    version: int | None = None  # the version now served when promoted
+    judge: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage

@@ -81,6 +81,12 @@ class Settings:
     train_micro_batch: int = _f(0, "Sequences per forward pass; 0 = automatic (1 on the CPU, where one at a time is faster; 8 on CUDA).")
     train_threads: int = _f(0, "CPU threads for training; 0 = torch's default (all cores).")
     train_anchor_to_base: bool = _f(False, "Give rewarded samples without a hint an OPD pull toward the frozen base model (the reference code's substitute; off in ClawDesk by default).")
+    # --- promotion gate ---------------------------------------------------------------------------
+    gate_objective_margin: float = _f(0.0, "The candidate's held-out objective must beat the served one by more than this.")
+    gate_positive_margin: float = _f(0.10, "Max allowed rise (nats/token) of the NLL of your positively-rated answers under the candidate.")
+    gate_max_kl: float = _f(0.50, "Max mean KL(served ‖ candidate) per token on the fixed general prompts.")
+    gate_max_nll_increase: float = _f(0.25, "Max rise (nats/token, vs the base model) of the NLL of the base model's own replies to general prompts — catches collapse.")
+    gate_min_answer_rate: float = _f(0.75, "Min fraction of general prompts the candidate still answers (non-empty, not degenerate, on topic).")
     # --- scheduler -------------------------------------------------------------------------------
     schedule_cron: str = _f("0 3 * * *", "When the daemon runs the nightly pipeline (cron, local time).")
     schedule_idle_minutes: int = _f(20, "Skip the run if a chat turn happened this recently.")

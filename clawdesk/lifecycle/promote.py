@@ -23,25 +23,16 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import catalog, locations
 from ..errors import ModelCorrupt, ModelNotFound, StoreError, TrainingError
-from ..records import AdapterVersion
+from ..records import AdapterVersion, VerifyCase
 from ..settings import Settings
 from ..store import Store
 
 log = logging.getLogger("clawdesk.promote")
 _VERSION_DIR = re.compile(r"^v(\d+)$")
-
-
-@dataclass
-class VerifyCase:
-    """A prompt and the greedy continuation torch + peft produced for the candidate."""
-
-    prompt_ids: list[int]
-    expected_ids: list[int]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,0 +1,109 @@
+"""The learning pipeline: judge → train → gate → promote, one at a time.
+
+The same function runs from ``clawdesk train --now`` (foreground, progress bars), from the
+nightly daemon and from the personalisation benchmark, so what is measured is what ships.
+
+Order of events and what survives a crash at each point:
+- the pipeline lock is taken (flock: released by the kernel if we die);
+- leftovers of a crashed earlier run are cleared (failed run records, staging dirs);
+- judging writes samples idempotently (re-running redoes nothing that is done);
+- training writes a candidate under runs/<id>/ and marks its samples used only at the end;
+- the gate's decision is stored with the run before anything is promoted;
+- promotion is atomic (see ``promote``); the served version changes in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import TrainingError
+from ..records import PipelineReport, TrainProgress
+from ..settings import Settings
+from ..store import Store
+from .lock import pipeline_lock
+from .promote import promote, sweep
+
+log = logging.getLogger("clawdesk.pipeline")
+Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
+
+
+def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", method: str | None = None,
+                 progress: Progress | None = None, judge_engine=None) -> PipelineReport:
+    """Run the whole pipeline once; returns what happened (also logged in the store)."""
+    from ..judge.pipeline import judge_pending
+    from ..train.gate import gate
+    from ..train.run import fail_stale_runs, train_pass
+
+    say = progress or (lambda *_: None)
+    seconds: dict[str, float] = {}
+    with pipeline_lock():
+        fail_stale_runs(store)
+        sweep(store)
+
+        t = time.perf_counter()
+        judged = judge_pending(store, settings, judge_engine=judge_engine,
+                               progress=lambda done, total, msg="": say("judge", done, total, msg))
+        seconds["judge"] = round(time.perf_counter() - t, 2)
+        judge_info = {k: v for k, v in dataclasses.asdict(judged).items() if k != "samples"}
+        ready = store.samples(status="ready")
+        if not ready:
+            report = PipelineReport(trigger, "skipped", "no ready samples after judging", judge=judge_info,
+                                    seconds=seconds)
+            store.log_pipeline(trigger, report.decision, report.summary)
+            return report
+
+        t = time.perf_counter()
+
+        def on_train(p: TrainProgress) -> None:
+            say(f"train:{p.phase}", p.done, p.total, p.message)
+
+        try:
+            result = train_pass(store, settings, progress=on_train, method=method)
+        except TrainingError as e:
+            seconds["train"] = round(time.perf_counter() - t, 2)
+            report = PipelineReport(trigger, "skipped", str(e), judge=judge_info, seconds=seconds)
+            store.log_pipeline(trigger, "skipped", str(e))
+            return report
+        seconds["train"] = round(time.perf_counter() - t, 2)
+        train_info = {"method": result.method, "backend": result.backend, "steps": len(result.steps),
+                      "trained": len(result.trained_ids), "heldout": len(result.heldout_ids), **result.summary}
+
+        t = time.perf_counter()
+        say("gate", 0, 1, "checking the candidate")
+        decision, cases = gate(store, settings, result, progress=lambda m: say("gate", 0, 1, m))
+        seconds["gate"] = round(time.perf_counter() - t, 2)
+        gate_info = dataclasses.asdict(decision)
+        store.update_run(result.run_id, gate=gate_info)
+        say("gate", 1, 1, "accepted" if decision.accepted else "refused")
+        if not decision.accepted:
+            store.update_run(result.run_id, status="refused")
+            failed = "; ".join(r[6:] for r in decision.reasons if r.startswith("FAIL"))
+            report = PipelineReport(trigger, "refused", f"run {result.run_id}: candidate refused ({failed})",
+                                    run_id=result.run_id, judge=judge_info, train=train_info, gate=gate_info,
+                                    seconds=seconds)
+            store.log_pipeline(trigger, "refused", failed, run_id=result.run_id)
+            return report
+
+        t = time.perf_counter()
+        trained_on = [store.get_sample(i).message_id for i in result.trained_ids]
+        adapter = promote(store, settings, Path(result.candidate_path), _base_gguf(store, settings),
+                          cases, run_id=result.run_id, metrics={"gate": gate_info, "train": train_info},
+                          trained_on=trained_on, progress=lambda m: say("promote", 0, 1, m))
+        seconds["promote"] = round(time.perf_counter() - t, 2)
+        store.update_run(result.run_id, status="promoted")
+        say("promote", 1, 1, f"version {adapter.version} is now served")
+        report = PipelineReport(trigger, "promoted", f"run {result.run_id}: version {adapter.version} promoted",
+                                run_id=result.run_id, version=adapter.version, judge=judge_info, train=train_info,
+                                gate=gate_info, seconds=seconds)
+        store.log_pipeline(trigger, "promoted", f"version {adapter.version}", run_id=result.run_id)
+        return report
+
+
+def _base_gguf(store: Store, settings: Settings) -> str:
+    from .. import catalog
+
+    return catalog.resolve(store, catalog.current_name(store, settings)).path

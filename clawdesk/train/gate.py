@@ -1,0 +1,227 @@
+"""The promotion gate: a candidate adapter is served only if it is better where it was trained to
+be better and no worse elsewhere.
+
+Three checks, all computed in torch on the same fp32 weights the trainer used (method.md: never
+judge training quantities with llama.cpp numbers):
+
+1. **Objective.** The training objective (the same loss function as the pass) on the held-out
+   samples, scored under the served weights as π_old, must be lower for the candidate than for
+   the served adapter (for which every ratio is 1). With no held-out samples — a handful of
+   feedback turns — the check falls back to the trained samples and says "in-sample".
+2. **Your good answers.** The mean per-token NLL of the user's positively-rated answers (thumbs
+   up, judge +1) may not rise by more than ``gate_positive_margin``.
+3. **Everything else.** On a fixed set of general prompts: KL(served ‖ candidate) per token along
+   the base model's own greedy replies stays under ``gate_max_kl``; the NLL of those replies may
+   not rise more than ``gate_max_nll_increase`` above the base model's; and the candidate's own
+   greedy replies must still answer (non-empty, not degenerate, on topic) at
+   ``gate_min_answer_rate``. The last two are what catches the collapse the platform notes
+   describe (every reward −1 → short gibberish that "complies").
+
+The gate also returns a few (prompt, greedy tokens) pairs from torch + peft so the promotion
+step can check that llama.cpp serves the same model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import catalog
+from ..errors import TrainingError
+from ..records import GateDecision, TrainResult, VerifyCase
+from ..settings import Settings
+from ..store import Store
+
+GENERAL_PROMPTS = (
+    "What is the capital of France?",
+    "Explain why the sky is blue.",
+    "Give me a tip for sleeping better.",
+    "How do I boil an egg?",
+    "What is photosynthesis?",
+    "Why do we have seasons on Earth?",
+    "What does a computer's CPU do?",
+    "How can I save money on groceries?",
+)
+REPLY_TOKENS = 48
+_STOP = set("a an the is are was were be to of in on at for and or but with how what why do does i me my you your "
+            "can give tell about it its this that".split())
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2 and w not in _STOP}
+
+
+def answers(prompt: str, reply: str) -> bool:
+    """A reply 'still answers' when it has a few real words, is not a loop, and is on topic."""
+    words = re.findall(r"[A-Za-z']+", reply)
+    if len(words) < 3:
+        return False
+    if len(set(w.lower() for w in words)) / len(words) < 0.3:  # the same few words over and over
+        return False
+    stems = lambda ws: {w[:5] for w in ws}  # noqa: E731 — crude stemming: "boiling" ~ "boil"
+    return bool(stems(content_words(prompt)) & stems(content_words(reply)))
+
+
+def _nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
+    """Mean NLL per token of each response given its prompt."""
+    import torch
+
+    from .scoring import response_logprobs
+
+    out = []
+    for prompt, response in pairs:
+        logp = response_logprobs(model, [(prompt, response)])[0]  # [T, V]
+        tok = logp.gather(-1, torch.tensor(response)[:, None]).squeeze(-1)
+        out.append(float(-tok.mean()))
+    return out
+
+
+def _greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
+    import torch
+
+    ids = torch.tensor([prompt_ids])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                         use_cache=True, pad_token_id=min(eos))
+    new = out[0, len(prompt_ids):].tolist()
+    for i, t in enumerate(new):
+        if t in eos:
+            return new[: i + 1]
+    return new
+
+
+def _kl(model: Any, use: Callable[[str | None], Any], pairs: list[tuple[list[int], list[int]]]) -> float:
+    """Mean per-token KL(served ‖ candidate), full vocabulary, along the given replies."""
+    import torch
+
+    from .scoring import response_logprobs
+
+    total, count = 0.0, 0
+    for prompt, response in pairs:
+        with use("served"):
+            p = response_logprobs(model, [(prompt, response)])[0]
+        with use("candidate"):
+            q = response_logprobs(model, [(prompt, response)])[0]
+        kl = (p.exp() * (p - q)).sum(-1)  # [T]
+        total += float(kl.sum())
+        count += kl.numel()
+    return total / max(1, count)
+
+
+def gate(store: Store, settings: Settings, result: TrainResult,
+         progress: Callable[[str], None] | None = None) -> tuple[GateDecision, list[VerifyCase]]:
+    """Decide whether ``result``'s candidate may be served (see the module docstring)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .data import method_weights, skip_reason
+    from .run import _base_dir, evaluate_loss, loss_config
+    from .scoring import ScoreConfig, render_prompt, score_sample
+
+    say = progress or (lambda _m: None)
+    start = time.perf_counter()
+    entry = catalog.resolve(store, catalog.current_name(store, settings))
+    base_dir = _base_dir(entry)
+    base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    base.eval()
+    served_dir = store.get_adapter(result.parent_version).path if result.parent_version is not None else None
+    # One model, named adapters: "candidate" always; "served" when a version is served, else the
+    # base weights (adapter disabled) play the served role.
+    model = PeftModel.from_pretrained(base, result.candidate_path, adapter_name="candidate")
+    if served_dir:
+        model.load_adapter(served_dir, adapter_name="served")
+    model.eval()
+
+    @contextlib.contextmanager
+    def use(name: str | None):
+        if name is None or (name == "served" and not served_dir):
+            with model.disable_adapter():
+                yield
+        else:
+            model.set_adapter(name)
+            yield
+
+    decision = GateDecision(accepted=False)
+    checks: list[tuple[bool, str]] = []
+    with torch.no_grad():
+        # 1. the objective, held out (or in-sample when nothing was held out)
+        say("gate: objective on held-out samples")
+        method = result.method
+        weights = method_weights(method, settings)
+        ids = result.heldout_ids or result.trained_ids
+        decision.objective_on = "held-out" if result.heldout_ids else "in-sample"
+        samples = [s for s in (store.get_sample(i) for i in ids)
+                   if skip_reason(s, weights, settings.train_anchor_to_base) is None]
+        decision.n_heldout = len(samples)
+        if samples:
+            cfg = loss_config(settings, method)
+            score_cfg = ScoreConfig(topk=settings.train_topk, support=settings.train_support,
+                                    teacher=settings.train_teacher, context_tokens=settings.train_context_tokens,
+                                    use_opd=weights.w_opd > 0, need_ref=settings.train_kl_coef > 0,
+                                    anchor_to_base=settings.train_anchor_to_base)
+            with use("served"):
+                scored = [score_sample(model, tokenizer, s, score_cfg) for s in samples]
+                served_obj = evaluate_loss(model, scored, cfg)
+            with use("candidate"):
+                cand_obj = evaluate_loss(model, scored, cfg)
+            decision.objective_served, decision.objective_candidate = round(served_obj, 5), round(cand_obj, 5)
+            ok = cand_obj < served_obj - settings.gate_objective_margin
+            checks.append((ok, f"objective ({decision.objective_on}, {len(samples)} samples): "
+                               f"candidate {cand_obj:+.4f} vs served {served_obj:+.4f}"))
+        else:
+            checks.append((False, "objective: no samples to evaluate"))
+
+        # 2. the user's positively-rated answers
+        say("gate: your positively-rated answers")
+        positives = [s for s in store.samples() if (s.reward or 0) > 0 and s.source != "demo"][-32:]
+        decision.n_positive = len(positives)
+        if positives:
+            pairs = [(s.prompt_token_ids[-settings.train_context_tokens:], s.response_token_ids) for s in positives]
+            with use("served"):
+                served_nll = sum(_nll(model, pairs)) / len(pairs)
+            with use("candidate"):
+                cand_nll = sum(_nll(model, pairs)) / len(pairs)
+            decision.positive_nll_served, decision.positive_nll_candidate = round(served_nll, 4), round(cand_nll, 4)
+            ok = cand_nll - served_nll <= settings.gate_positive_margin
+            checks.append((ok, f"positively-rated answers ({len(pairs)}): NLL {served_nll:.3f} → {cand_nll:.3f} "
+                               f"(allowed +{settings.gate_positive_margin})"))
+        else:
+            checks.append((True, "positively-rated answers: none yet"))
+
+        # 3. general prompts: KL, regression NLL, still answering
+        say("gate: general prompts")
+        eos = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id} - {None}
+        prompts = [render_prompt(tokenizer, [{"role": "user", "content": p}]) for p in GENERAL_PROMPTS]
+        with use(None):
+            base_replies = [_greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
+            base_nll = _nll(model, list(zip(prompts, base_replies)))
+        pairs = list(zip(prompts, base_replies))
+        decision.kl_general = round(_kl(model, use, pairs), 5)
+        with use("candidate"):
+            cand_nll_general = _nll(model, pairs)
+            cand_replies = [_greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
+        decision.general_nll_base = round(sum(base_nll) / len(base_nll), 4)
+        decision.general_nll_candidate = round(sum(cand_nll_general) / len(cand_nll_general), 4)
+        texts = [tokenizer.decode(r, skip_special_tokens=True) for r in cand_replies]
+        decision.candidate_replies = texts
+        decision.answer_rate_candidate = sum(answers(p, t) for p, t in zip(GENERAL_PROMPTS, texts)) / len(texts)
+        rise = decision.general_nll_candidate - decision.general_nll_base
+        checks.append((decision.kl_general <= settings.gate_max_kl,
+                       f"KL to served on general prompts: {decision.kl_general:.4f} (max {settings.gate_max_kl})"))
+        checks.append((rise <= settings.gate_max_nll_increase,
+                       f"general NLL vs base: {decision.general_nll_base:.3f} → {decision.general_nll_candidate:.3f} "
+                       f"({rise:+.3f}, max +{settings.gate_max_nll_increase})"))
+        checks.append((decision.answer_rate_candidate >= settings.gate_min_answer_rate,
+                       f"still answers general prompts: {decision.answer_rate_candidate:.2f} "
+                       f"(min {settings.gate_min_answer_rate})"))
+        cases = [VerifyCase(prompts[i], cand_replies[i][:16]) for i in (0, 1) if cand_replies[i]]
+    if not cases:
+        raise TrainingError("The candidate produces no tokens at all on general prompts; it is not servable.")
+    decision.accepted = all(ok for ok, _ in checks)
+    decision.reasons = [("pass  " if ok else "FAIL  ") + text for ok, text in checks]
+    decision.seconds = round(time.perf_counter() - start, 2)
+    return decision, cases
