@@ -58,7 +58,10 @@ class Sidebar(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.query_one(ListView).focus()
+        items = self.query_one(ListView)
+        if items.index is None and items.children:
+            items.index = 0  # Enter from the search box lands on the first result
+        items.focus()
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         event.stop()
