@@ -16,8 +16,6 @@ from textual.widgets import Input, TextArea
 
 from clawdesk import locations
 from clawdesk.chat import ChatService
-from clawdesk.engine import Engine
-from clawdesk.settings import Settings
 from clawdesk.store import Store
 from clawdesk.tui import ClawDeskApp
 from clawdesk.tui.screens.confirm import ConfirmScreen
@@ -27,20 +25,6 @@ from clawdesk.tui.widgets.message import MessageView
 from clawdesk.tui.widgets.sidebar import Sidebar
 
 SIZE = (110, 36)
-
-
-@pytest.fixture(scope="module")
-def engine(model_path: str):
-    """One thread: on a 2-core machine shared with other jobs, llama.cpp's two-thread barrier
-    is many times slower than one thread (measured: 0.2 s vs 30 s for a short reply under load)."""
-    e = Engine(model_path, n_ctx=2048, n_threads=1)
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def quick(settings: Settings) -> Settings:
-    return settings.replace(temperature=0.0, seed=0, max_tokens=24, n_threads=1)
 
 
 async def wait_until(pilot, predicate, timeout: float = 90.0, what: str = "condition"):
