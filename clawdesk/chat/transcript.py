@@ -60,7 +60,7 @@ def export(store: Store, conversation_id: int, fmt: str, branch: list[Message] |
         text = json.dumps(as_json(store, conversation_id), indent=2, ensure_ascii=False) + "\n"
     else:
         raise ValueError(f"unknown export format {fmt!r}")
-    slug = re.sub(r"[^a-z0-9]+", "-", conv.name.lower()).strip("-")[:40] or "conversation"
+    slug = re.sub(r"[^a-z0-9]+", "-", conv.name.lower())[:40].strip("-") or "conversation"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = exports_dir() / f"{conv.id}-{slug}-{stamp}.{fmt}"
     n = 1

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message as UIMessage
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Markdown
 
 from .. import catalog, locations
 from ..chat import ChatService, Turn, open_engine, served_adapter
@@ -165,6 +165,10 @@ class ClawDeskApp(App[None]):
         self.call_from_thread(self._engine_ready, engine)
 
     def _engine_ready(self, engine: Engine) -> None:
+        notices = self.log_view.query(".notice")
+        if notices:  # recovered from a failed load: drop its messages
+            notices.remove()
+            self.clear_notifications()
         self.engine = engine
         self.chat.engine = self._bg_chat.engine = engine
         self._previous_on_swap = engine.on_swap
@@ -179,9 +183,9 @@ class ClawDeskApp(App[None]):
         self.status.error = True
         self.status.notice = "No model loaded — F4 picks another"
         self.notify(message, title="Could not load the model", severity="error", timeout=30)
-        self.log_view.mount(MessageView("assistant", text=f"**Could not load the model.** {message}\n\n"
-                                        "Press F4 to choose another model, or fix it with "
-                                        "`clawdesk models list` / `clawdesk models add PATH.gguf`."))
+        self.log_view.mount(Markdown(f"**Could not load the model.** {message}\n\nPress F4 to choose another "
+                                     "model, or fix it with `clawdesk models list` / `clawdesk models add "
+                                     "PATH.gguf`.", classes="notice"))
 
     def on_adapter_swapped(self, event: AdapterSwapped) -> None:
         self.status.adapter = _version(event.version)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from textual.widgets import Input, TextArea
+from textual.widgets import Input, Markdown, TextArea
 
 from clawdesk import locations
 from clawdesk.chat import ChatService
 from clawdesk.store import Store
 from clawdesk.tui import ClawDeskApp
+from clawdesk.tui.screens.choose import ChooseScreen
 from clawdesk.tui.screens.confirm import ConfirmScreen
 from clawdesk.tui.screens.editor import EditorScreen
 from clawdesk.tui.screens.feedback import ThumbsDownScreen
@@ -360,11 +361,21 @@ async def test_missing_model_is_a_message_not_a_traceback(quick, store, tmp_path
     app = ClawDeskApp(settings=quick.replace(model=str(tmp_path / "nowhere.gguf")))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.error, 30, "error shown")
-        assert "No model" in views(app)[0].text and "nowhere.gguf" in views(app)[0].text
+        notice = await wait_until(pilot, lambda: app.log_view.query_one(".notice", Markdown).source, 5, "notice")
+        assert "Could not load the model" in notice and "nowhere.gguf" in notice
         app.prompt.load_text("hello?")
         await pilot.press("enter")
         await pilot.pause()
         assert store.list_conversations() == []  # nothing sent without a model
+        await pilot.press("f4")  # recover: pick the bundled model from the list
+        await wait_until(pilot, lambda: isinstance(app.screen, ChooseScreen), 5, "model chooser")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.engine is not None, 60, "model loaded")
+        assert not app.status.error
+        await wait_until(pilot, lambda: len(app.log_view.query(".notice")) == 0, 5, "notice removed")
+        assert store.get_state("current_model") == "smollm2-135m-instruct"
+        await pilot.press("enter")  # the text typed earlier is still in the prompt
+        await wait_until(pilot, lambda: idle(app) and logged(app) == 2, what="reply")
     assert app.return_code in (0, None)
 
 
