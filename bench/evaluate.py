@@ -1,0 +1,113 @@
+"""Held-out scoring and the general-prompt regression check of the personalisation benchmark.
+
+**Held-out score.** The *first* reply to each held-out prompt (a fresh conversation, as in the
+paper's personal-agent evaluation), ``samples`` replies per prompt at the chat temperature with
+fixed seeds, scored by the scenario's program. The replies are generated on an ``Engine`` opened
+from the store — so on the promoted version — and never logged: held-out turns must not become
+training samples.
+
+**Regression check (ΔNLL).** The base model's own greedy replies to a fixed set of general
+prompts are computed once; after each update their mean per-token NLL is computed in torch under
+the currently served weights (base + the promoted peft adapter) — the same forward the trainer
+uses (``clawdesk.train.scoring.response_logprobs``). A model that forgot how to write ordinary
+answers (the collapse in platform-notes.md) shows a large positive ΔNLL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from clawdesk.engine import Engine
+from clawdesk.settings import Settings
+from clawdesk.store import Store
+
+from .scenarios import Prompt, Scenario
+
+GENERAL_PROMPTS = [
+    "What is the capital of France?",
+    "Explain how a bicycle works.",
+    "Write a short poem about the sea.",
+    "What are three uses of a paperclip?",
+    "How do I boil an egg?",
+    "Why do cats sleep so much?",
+    "Summarise the plot of Romeo and Juliet.",
+    "What is 12 times 7?",
+]
+
+
+@dataclass
+class HeldoutScore:
+    score: float
+    compliance: float
+    answers: float  # fraction of replies that still answer
+    n: int
+    mean_words: float
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], samples: int, seed: int,
+                  settings: Settings, max_tokens: int) -> HeldoutScore:
+    """Score ``samples`` first replies per prompt (seeds fixed by prompt index and sample)."""
+    import time
+
+    from .scenarios import words
+
+    start = time.perf_counter()
+    scores, compliance, answering, lengths, examples = [], [], [], [], []
+    for i, prompt in enumerate(prompts):
+        messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+        messages.append({"role": "user", "content": prompt.text})
+        for j in range(samples):
+            gen = engine.generate(messages, temperature=settings.temperature, top_p=settings.top_p,
+                                  top_k=settings.top_k, repeat_penalty=settings.repeat_penalty,
+                                  max_tokens=max_tokens, seed=seed * 10_007 + i * 101 + j)
+            s = scenario.score(gen.text, prompt)
+            scores.append(s.score)
+            compliance.append(s.compliance)
+            answering.append(1.0 if s.answers else 0.0)
+            lengths.append(len(words(gen.text)))
+            if j == 0 and len(examples) < 3:
+                examples.append({"prompt": prompt.text, "reply": gen.text[:400], "score": s.score,
+                                 "why_not": s.why_not, "failed": s.failed_rules})
+    n = len(scores)
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+    return HeldoutScore(mean(scores), mean(compliance), mean(answering), n, mean(lengths), examples,
+                        time.perf_counter() - start)
+
+
+# --- regression check ---------------------------------------------------------------------------
+
+def base_greedy_replies(engine: Engine, max_tokens: int, prompts: list[str] = GENERAL_PROMPTS) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, greedy response ids) of the base model for each general prompt."""
+    pairs = []
+    for text in prompts:
+        gen = engine.generate([{"role": "user", "content": text}], temperature=0.0, top_k=1, top_p=1.0,
+                              repeat_penalty=1.0, max_tokens=max_tokens, seed=0)
+        if gen.response_token_ids:
+            pairs.append((gen.prompt_token_ids, gen.response_token_ids))
+    return pairs
+
+
+def served_nll(store: Store, model_path: str, pairs: list[tuple[list[int], list[int]]]) -> float:
+    """Mean per-token NLL of ``pairs``' responses under the served weights, in torch."""
+    import torch
+    from peft import PeftModel
+
+    from clawdesk.engine.torch_model import load_model
+    from clawdesk.train.scoring import response_logprobs
+
+    model, _ = load_model(model_path)
+    version = store.served_version()
+    if version is not None:
+        model = PeftModel.from_pretrained(model, store.get_adapter(version).path)
+        model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for prompt, response in pairs:
+            logp = response_logprobs(model, [(prompt, response)])[0]  # [T, V]
+            targets = torch.tensor(response)[:, None]
+            total -= float(logp.gather(-1, targets).sum())  # NLL of the tokens the base chose
+            count += len(response)
+    return total / max(1, count)

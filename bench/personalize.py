@@ -1,0 +1,449 @@
+"""Personalisation benchmark: does ClawDesk learn a person's preference from being used?
+
+Modelled on the OpenClaw-RL paper's personal-agent evaluation (simulated users with a written
+preference; the first reply scored 0–1; base 0.17 → combined 0.76 after 8 updates), scaled to one
+machine. For each scenario (``bench/scenarios/*.toml``) and seed:
+
+1. score the held-out prompts on the base model (``--samples`` first replies per prompt at the
+   chat temperature, fixed seeds) — update 0;
+2. a simulated user (bench/simuser.py) has ``--turns`` turns with ClawDesk through ChatService,
+   the TUI's code path, reacting to each reply with thumbs, corrections or complaints;
+3. ClawDesk's real pipeline runs (judge → train → gate → promote, ``--method``);
+4. the held-out prompts are scored again on the promoted version (a fresh Engine), with the
+   general-prompt regression check (ΔNLL of the base model's greedy replies, in torch);
+5. 2–4 repeat for ``--updates`` updates.
+
+Every method starts from the same point: the base score and the first session's turns are made
+once, then the whole ClawDesk home is copied for each method. Each home is a temp dir — never the
+user's data. Settings can be overridden for ablations (``--set train_lr=3e-4``).
+
+Scores: ``score`` counts a reply only when it follows the preference AND still answers the
+question (a reply that complies by saying nothing scores 0); ``compliance`` is kept separately.
+
+    .venv/bin/python bench/personalize.py --quick
+    .venv/bin/python bench/personalize.py --methods combined,rl,opd --updates 4 --seeds 0,1
+    .venv/bin/python bench/personalize.py --scenarios brief --set train_w_demo=1.0 --set train_lr=3e-4
+
+Outputs: a Markdown table on stdout, ``bench/results/personalize-<time>.json`` and a PNG plot of
+score against updates per method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import RESULTS, isolated_home, markdown_table, say, write_results  # noqa: E402
+from bench.evaluate import base_greedy_replies, score_heldout, served_nll  # noqa: E402
+from bench.scenarios import Scenario, load_scenarios  # noqa: E402
+from bench.simuser import SessionStats, SimulatedUser, UserPolicy  # noqa: E402
+from bench.update import UpdateOutcome, pipeline_available, run_update  # noqa: E402
+
+METHODS = ("combined", "rl", "opd")
+# What the benchmark fixes regardless of the user's settings: it decides itself how much
+# feedback there is, so the scheduled pass's minimum must not skip an update.
+BENCH_SETTINGS = {"train_min_samples": 1}
+
+
+@dataclass
+class Config:
+    scenarios: list[str]
+    methods: list[str]
+    seeds: list[int]
+    updates: int = 3
+    turns: int = 16
+    heldout: int = 8  # held-out prompts per scenario
+    samples: int = 4  # replies per held-out prompt
+    max_tokens: int = 160
+    nll_max_tokens: int = 64
+    explicit_fraction: float = 0.5
+    thumbs_up_fraction: float = 0.5
+    prompts_per_conversation: int = 3
+    overrides: dict[str, Any] | None = None
+    quick: bool = False
+
+
+QUICK = dict(scenarios=["plain", "brief"], methods=["combined"], updates=1, turns=8, heldout=4, samples=2,
+             max_tokens=64, nll_max_tokens=32)
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs → typed settings values (the same coercion and checks as the TOML)."""
+    from clawdesk.settings import Settings, _coerce
+
+    known = {f.name: f for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            near = ", ".join(n for n in known if n.startswith(name.split("_")[0])) or "see `clawdesk config show`"
+            raise SystemExit(f"--set expects NAME=VALUE with a known setting; got {item!r} ({near}).")
+        value = _coerce(name, raw.strip(), known[name].type)
+        choices = known[name].metadata.get("choices")
+        if choices and value not in choices:
+            raise SystemExit(f"--set {name}: must be one of {', '.join(choices)}; got {value!r}.")
+        out[name] = value
+    return out
+
+
+def write_settings(home: Path, values: dict[str, Any]) -> None:
+    """The home's settings.toml, so any code that loads settings itself sees the same values."""
+    import tomli_w
+
+    path = home / "config" / "settings.toml"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(tomli_w.dumps(values), encoding="utf-8")
+
+
+def home_settings(home: Path, cfg: Config, seed: int):
+    from clawdesk.settings import load_settings
+
+    values = {**BENCH_SETTINGS, "train_seed": seed, **(cfg.overrides or {})}
+    write_settings(home, values)
+    return load_settings(env={})  # the user's CLAWDESK_* variables do not leak into a benchmark
+
+
+# --- one scenario -------------------------------------------------------------------------------
+
+@dataclass
+class Point:
+    """The state after one update (update 0 = the base model)."""
+
+    update: int
+    score: float
+    compliance: float
+    answers: float
+    mean_words: float
+    nll: float | None
+    delta_nll: float | None
+    version: int | None
+    promoted: bool | None
+    feedback_turns: int  # cumulative
+    turns: int  # cumulative simulated turns
+    timings: dict[str, float]
+    session: dict[str, Any] | None = None
+    pipeline: dict[str, Any] | None = None
+    examples: list[dict[str, Any]] | None = None
+
+
+class ScenarioRun:
+    """Everything for one (scenario, seed): the shared start, then each method's updates."""
+
+    def __init__(self, scenario: Scenario, seed: int, cfg: Config, workdir: Path, cache: Path,
+                 nll_pairs: list | None) -> None:
+        self.scenario, self.seed, self.cfg = scenario, seed, cfg
+        self.root = workdir / f"{scenario.name}-seed{seed}"
+        self.cache = cache
+        self.nll_pairs = nll_pairs
+        self.base_nll: float | None = None
+        self.policy = UserPolicy(explicit_fraction=cfg.explicit_fraction, thumbs_up_fraction=cfg.thumbs_up_fraction,
+                                 prompts_per_conversation=cfg.prompts_per_conversation, max_tokens=cfg.max_tokens)
+
+    def _session(self, store, settings, engine, update: int) -> tuple[SessionStats, float]:
+        from clawdesk.chat import ChatService
+
+        user = SimulatedUser(ChatService(store, engine, settings), self.scenario, self.policy,
+                             seed=self.seed * 1000 + update)
+        start = time.perf_counter()
+        stats = user.session(self.cfg.turns)
+        return stats, time.perf_counter() - start
+
+    def _heldout(self, engine, settings):
+        prompts = self.scenario.heldout[: self.cfg.heldout]
+        return score_heldout(engine, self.scenario, prompts, self.cfg.samples, self.seed, settings, self.cfg.max_tokens)
+
+    def start(self) -> tuple[Point, SessionStats, float]:
+        """Base score and the first session, in the shared home every method copies."""
+        from clawdesk import locations
+        from clawdesk.chat import open_engine
+        from clawdesk.store import open_store
+
+        base = self.root / "start"
+        with isolated_home(base, self.cache) as home:
+            settings = home_settings(home, self.cfg, self.seed)
+            store = open_store(locations.db_path())
+            engine = open_engine(store, settings)
+            try:
+                say(f"[{self.scenario.name} seed {self.seed}] scoring the base model on "
+                    f"{min(self.cfg.heldout, len(self.scenario.heldout))} held-out prompts × {self.cfg.samples}")
+                held = self._heldout(engine, settings)
+                if self.nll_pairs is None:
+                    self.nll_pairs = base_greedy_replies(engine, self.cfg.nll_max_tokens)
+                nll_start = time.perf_counter()
+                nll = self.base_nll = served_nll(store, engine.model_path, self.nll_pairs)
+                nll_s = time.perf_counter() - nll_start
+                say(f"[{self.scenario.name} seed {self.seed}] base score {held.score:.2f} "
+                    f"(compliance {held.compliance:.2f}); simulated user: {self.cfg.turns} turns")
+                stats, sim_s = self._session(store, settings, engine, update=1)
+            finally:
+                engine.close()
+                store.close()
+        point = Point(0, held.score, held.compliance, held.answers, held.mean_words, nll, 0.0, None, None, 0, 0,
+                      {"heldout_s": round(held.seconds, 2), "nll_s": round(nll_s, 2)}, examples=held.examples)
+        return point, stats, sim_s
+
+    def run_method(self, method: str, base: Point, first: SessionStats, first_s: float) -> list[Point]:
+        from clawdesk import locations
+        from clawdesk.chat import open_engine
+        from clawdesk.store import open_store
+
+        home = self.root / method
+        shutil.copytree(self.root / "start", home, symlinks=True)
+        points = [base]
+        with isolated_home(home, self.cache):
+            settings = home_settings(home, self.cfg, self.seed)
+            store = open_store(locations.db_path())
+            try:
+                fb, turns = 0, 0
+                for u in range(1, self.cfg.updates + 1):
+                    if u == 1:
+                        stats, sim_s = first, first_s
+                    else:
+                        engine = open_engine(store, settings)
+                        try:
+                            stats, sim_s = self._session(store, settings, engine, update=u)
+                        finally:
+                            engine.close()
+                    fb, turns = fb + stats.feedback_turns, turns + stats.turns
+                    say(f"[{self.scenario.name} seed {self.seed} {method}] update {u}/{self.cfg.updates}: "
+                        f"{stats.turns} turns ({stats.feedback_turns} with feedback, online score "
+                        f"{stats.to_dict()['mean_score']:.2f}); running the pipeline")
+                    before = store.served_version()
+                    outcome = run_update(store, settings, method, progress=_pipeline_progress)
+                    point = self._after_update(u, store, settings, outcome, before, points[-1])
+                    point.feedback_turns, point.turns = fb, turns
+                    point.timings.update(simulate_s=round(sim_s, 2))
+                    point.session = stats.to_dict()
+                    points.append(point)
+                    say(f"[{self.scenario.name} seed {self.seed} {method}] update {u}: "
+                        f"{'promoted v' + str(point.version) if point.promoted else 'not promoted'}"
+                        f"{' (' + outcome.error + ')' if outcome.error else ''}; score {point.score:.2f} "
+                        f"(compliance {point.compliance:.2f}, ΔNLL {_fmt(point.delta_nll)})")
+            finally:
+                store.close()
+        return points
+
+    def _after_update(self, u: int, store, settings, outcome: UpdateOutcome, before: int | None, prev: Point) -> Point:
+        from clawdesk.chat import open_engine
+
+        served = store.served_version()
+        pipeline = asdict(outcome)
+        timings = {"pipeline_s": round(outcome.seconds, 2), **{f"pipeline.{k}": v for k, v in outcome.stage_seconds.items()}}
+        if served == before:  # refused or failed: the same weights as before, so the same scores
+            return Point(u, prev.score, prev.compliance, prev.answers, prev.mean_words, prev.nll, prev.delta_nll,
+                         served, False, 0, 0, timings, pipeline=pipeline, examples=prev.examples)
+        engine = open_engine(store, settings)  # a fresh Engine: it loads the promoted version
+        try:
+            held = self._heldout(engine, settings)
+            model_path = engine.model_path
+        finally:
+            engine.close()
+        nll_start = time.perf_counter()
+        base_model = _base_model_path(store, settings) or model_path
+        nll = served_nll(store, base_model, self.nll_pairs or [])
+        timings.update(heldout_s=round(held.seconds, 2), nll_s=round(time.perf_counter() - nll_start, 2))
+        return Point(u, held.score, held.compliance, held.answers, held.mean_words, nll,
+                     None if self.base_nll is None else nll - self.base_nll, served, True, 0, 0, timings,
+                     pipeline=pipeline, examples=held.examples)
+
+
+def _base_model_path(store, settings) -> str | None:
+    """The base GGUF (the torch weights are rebuilt from it; a merged served model is not)."""
+    from clawdesk import catalog
+
+    return catalog.resolve(store, catalog.current_name(store, settings)).path
+
+
+def _pipeline_progress(*args: Any, **kwargs: Any) -> None:
+    text = " ".join(str(a) for a in args if a is not None)
+    if text:
+        say(f"    pipeline: {text[:160]}")
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.3f}"
+
+
+# --- the whole benchmark ------------------------------------------------------------------------
+
+def run(cfg: Config, workdir: Path) -> dict[str, Any]:
+    scenarios = load_scenarios(cfg.scenarios or None)
+    cache = workdir / "shared-cache"
+    nll_pairs = None
+    runs: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for seed in cfg.seeds:
+        for scenario in scenarios:
+            sr = ScenarioRun(scenario, seed, cfg, workdir, cache, nll_pairs)
+            base, first, first_s = sr.start()
+            nll_pairs = sr.nll_pairs
+            for method in cfg.methods:
+                points = sr.run_method(method, base, first, first_s)
+                runs.append({"scenario": scenario.name, "preference": scenario.preference, "seed": seed,
+                             "method": method, "points": [asdict(p) for p in points]})
+    return {"config": asdict(cfg), "runs": runs, "aggregate": aggregate(runs, cfg),
+            "nll_prompts": len(nll_pairs or []), "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def aggregate(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    """Mean over seeds per (scenario, method), and over scenarios per method ('overall')."""
+    def mean(xs: list[float]) -> float | None:
+        xs = [x for x in xs if x is not None]
+        return sum(xs) / len(xs) if xs else None
+
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    scenario_names = sorted({r["scenario"] for r in runs})
+    for name in scenario_names + ["overall"]:
+        for method in cfg.methods:
+            chosen = [r for r in runs if r["method"] == method and (name == "overall" or r["scenario"] == name)]
+            if not chosen:
+                continue
+            n = len(chosen[0]["points"])
+            row = {key: [mean([r["points"][i][key] for r in chosen]) for i in range(n)]
+                   for key in ("score", "compliance", "answers", "delta_nll", "feedback_turns", "mean_words")}
+            row["promoted"] = sum(1 for r in chosen for p in r["points"] if p["promoted"])
+            row["runs"] = len(chosen)
+            row["timings"] = {k: mean([p["timings"].get(k) for r in chosen for p in r["points"][1:]])
+                              for k in ("simulate_s", "pipeline_s", "heldout_s", "nll_s")}
+            stage_keys = sorted({k for r in chosen for p in r["points"] for k in p["timings"] if k.startswith("pipeline.")})
+            row["timings"].update({k: mean([p["timings"].get(k) for r in chosen for p in r["points"][1:]])
+                                   for k in stage_keys})
+            table.setdefault(name, {})[method] = row
+    return table
+
+
+def render_table(result: dict[str, Any]) -> str:
+    rows = []
+    for name, methods in result["aggregate"].items():
+        for method, row in methods.items():
+            curve = " → ".join("–" if s is None else f"{s:.2f}" for s in row["score"])
+            t = row["timings"]
+            rows.append([name, method, curve, row["compliance"][0], row["compliance"][-1], row["answers"][-1],
+                         row["delta_nll"][-1], row["feedback_turns"][-1], row["promoted"],
+                         t.get("simulate_s"), t.get("pipeline_s"), t.get("heldout_s")])
+    headers = ["scenario", "method", "score by update (0 = base)", "compliance base", "compliance last",
+               "answers last", "ΔNLL last", "feedback turns", "promotions", "sim s/upd", "pipeline s/upd",
+               "held-out s/upd"]
+    stages = sorted({k for m in result["aggregate"].get("overall", {}).values() for k in m["timings"]
+                     if k.startswith("pipeline.")})
+    text = markdown_table(headers, rows)
+    if stages:
+        stage_rows = [[method, *[row["timings"].get(k) for k in stages]]
+                      for method, row in result["aggregate"]["overall"].items()]
+        text += "\n\nPipeline stage seconds per update (overall mean):\n\n" + \
+            markdown_table(["method", *[k.removeprefix("pipeline.") for k in stages]], stage_rows)
+    return text
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write the file only
+    import matplotlib.pyplot as plt
+
+    panels = list(result["aggregate"].items())
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, (name, methods) in zip(axes[0], panels):
+        for method, row in methods.items():
+            xs = list(range(len(row["score"])))
+            line, = ax.plot(xs, row["score"], marker="o", label=f"{method} score")
+            ax.plot(xs, row["compliance"], linestyle=":", color=line.get_color(), label=f"{method} compliance")
+        ax.set_title(name)
+        ax.set_xlabel("update")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("held-out score (0–1)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle("ClawDesk personalisation: score (solid) and compliance only (dotted) vs updates", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    base = dict(QUICK) if args.quick else {}
+    cfg = Config(scenarios=base.get("scenarios", []), methods=base.get("methods", list(METHODS)), seeds=[0],
+                 quick=args.quick, **{k: v for k, v in base.items() if k not in ("scenarios", "methods")})
+    if args.scenarios:
+        cfg.scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.methods:
+        cfg.methods = [m for m in args.methods.split(",") if m]
+    if args.method:
+        cfg.methods = list(args.method)
+    bad = [m for m in cfg.methods if m not in METHODS]
+    if bad:
+        raise SystemExit(f"unknown method(s) {', '.join(bad)}; use {', '.join(METHODS)}")
+    if args.seeds:
+        cfg.seeds = [int(s) for s in args.seeds.split(",") if s]
+    for name in ("updates", "turns", "heldout", "samples", "max_tokens", "explicit_fraction", "thumbs_up_fraction"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    cfg.overrides = parse_overrides(args.set or [])
+    return cfg
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bench/personalize.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="2 scenarios, combined only, 1 update, 8 turns, "
+                    "4 held-out prompts × 2, 64-token replies (≤ 15 min on 2 cores).")
+    ap.add_argument("--scenarios", help="Comma-separated scenario names (files in bench/scenarios/); default all.")
+    ap.add_argument("--methods", help="Comma-separated: combined,rl,opd (default all three).")
+    ap.add_argument("--method", action="append", choices=METHODS, help="One method (repeatable).")
+    ap.add_argument("--seeds", help="Comma-separated seeds, e.g. 0,1 (default 0).")
+    ap.add_argument("--updates", type=int, help="Pipeline runs per method (default 3).")
+    ap.add_argument("--turns", type=int, help="Simulated turns before each update (default 16).")
+    ap.add_argument("--heldout", type=int, help="Held-out prompts per scenario (default 8).")
+    ap.add_argument("--samples", type=int, help="Replies per held-out prompt (default 4).")
+    ap.add_argument("--max-tokens", dest="max_tokens", type=int, help="Longest reply (default 160).")
+    ap.add_argument("--explicit-fraction", dest="explicit_fraction", type=float,
+                    help="Unsatisfied replies answered with thumbs down + correction; the rest get a complaint (default 0.5).")
+    ap.add_argument("--thumbs-up-fraction", dest="thumbs_up_fraction", type=float,
+                    help="Satisfied replies that get a thumbs up; the rest the next prompt (default 0.5).")
+    ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting (repeatable).")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON and the PNG go.")
+    ap.add_argument("--workdir", type=Path, help="Keep the ClawDesk homes here (default: a temp dir, deleted).")
+    ap.add_argument("--no-plot", action="store_true", help="Skip the PNG.")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    cfg = build_config(args)
+    if not pipeline_available():
+        say("clawdesk.lifecycle.pipeline.run_pipeline is not in this checkout yet; nothing to benchmark.")
+        return 2
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clawdesk-personalize-"))
+    try:
+        result = run(cfg, workdir)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    path = write_results("personalize", result, args.out)
+    table = render_table(result)
+    if not args.no_plot:
+        png = plot(result, path.with_suffix(".png"))
+        shutil.copyfile(png, args.out / "personalize-latest.png")
+        say(f"plot: {png}")
+    print(table)
+    say(f"results: {path}  (wall time {result['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
