@@ -1,0 +1,136 @@
+"""``clawdesk adapters``: the trained versions — list, inspect, roll back, compare answers."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import catalog
+from ..chat import served_adapter
+from ..engine import Engine
+from ..errors import ClawDeskError
+from ..lifecycle.promote import rollback as do_rollback
+from .context import AppContext, pass_app
+from .progress import console, spinner
+
+
+@click.group()
+def adapters() -> None:
+    """Trained adapter versions (each kept for rollback)."""
+
+
+@adapters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+@pass_app
+def list_(app: AppContext, as_json: bool) -> None:
+    """All kept versions; * marks the one being served."""
+    served = app.store.served_version()
+    rows = app.store.adapters()
+    if as_json:
+        click.echo(json.dumps([{**a.__dict__, "served": a.version == served} for a in rows], indent=2))
+        return
+    if not rows:
+        click.echo("No trained versions yet: the base model is served. `clawdesk train --now` trains one.")
+        return
+    click.echo(f"{'':2}{'version':>7}  {'kind':8} {'run':>4}  {'promoted':25} note")
+    for a in rows:
+        mark = "*" if a.version == served else " "
+        note = []
+        if a.rolled_back_at:
+            note.append(f"rolled back {a.rolled_back_at}")
+        if a.trained_on_forgotten:
+            note.append("trained on data you deleted — retrain without it")
+        click.echo(f"{mark:2}{a.version:>7}  {a.kind:8} {a.run_id or '-':>4}  {a.promoted_at or '-':25} {'; '.join(note)}")
+    if served is None:
+        click.echo("  (the base model is served)")
+
+
+@adapters.command()
+@click.argument("version", type=int)
+@pass_app
+def show(app: AppContext, version: int) -> None:
+    """One version: files, what it was trained on, the gate's numbers."""
+    a = app.store.get_adapter(version)
+    click.echo(f"Version {a.version} ({a.kind}){'  ← served' if app.store.served_version() == a.version else ''}")
+    click.echo(f"  parent:     {a.parent_version or 'base model'}")
+    click.echo(f"  run:        {a.run_id}  (`clawdesk runs show {a.run_id}` for its curves)")
+    click.echo(f"  served from {a.gguf_path}")
+    click.echo(f"  peft:       {a.path}")
+    if a.trained_on_forgotten:
+        click.secho("  Trained on conversations you have since deleted. `clawdesk train --now` after a rollback "
+                    "retrains without them.", fg="yellow")
+    for line in a.metrics.get("gate", {}).get("reasons", []):
+        click.echo(f"  gate: {line}")
+
+
+@adapters.command()
+@click.argument("version")
+@pass_app
+def rollback(app: AppContext, version: str) -> None:
+    """Serve VERSION again ('base' = no adapter). A running chat switches between turns."""
+    target = None if version.lower() in ("base", "none", "0") else int(version)
+    do_rollback(app.store, target)
+    click.echo(f"Now serving {'the base model' if target is None else f'version {target}'}.")
+
+
+@adapters.command()
+@click.argument("version")
+@click.option("--against", "other", default=None, help="Version to compare with (default: the served one; 'base' = no adapter).")
+@click.option("-n", "--prompts", "count", default=3, show_default=True, help="How many of your recent prompts.")
+@click.option("--prompt", "extra", multiple=True, help="A prompt to use instead of your recent ones (repeatable).")
+@click.option("--max-tokens", default=96, show_default=True)
+@pass_app
+def diff(app: AppContext, version: str, other: str | None, count: int, extra: tuple[str, ...], max_tokens: int) -> None:
+    """The same prompts answered by two versions, side by side (greedy, so it is repeatable)."""
+    from rich.table import Table
+
+    store = app.store
+
+    def files(v: str | None) -> tuple[str | None, str | None, str]:
+        if v is None:
+            path, ver, merged = served_adapter(store)
+            return path, merged, f"served (v{ver})" if ver else "served (base)"
+        if v.lower() == "base":
+            return None, None, "base"
+        a = store.get_adapter(int(v))
+        return (None, a.gguf_path, f"v{a.version}") if a.kind == "merged" else (a.gguf_path, None, f"v{a.version}")
+
+    prompts = list(extra) or [m.content for m in _recent_user_prompts(store, count)]
+    if not prompts:
+        raise ClawDeskError("No prompts to compare on yet; chat a little or pass --prompt.")
+    base = catalog.resolve(store, catalog.current_name(store, app.settings)).path
+    columns = []
+    for v in (version, other):
+        adapter, merged, label = files(v)
+        with spinner(f"Answering with {label}"):
+            engine = Engine(merged or base, n_ctx=app.settings.n_ctx, adapter_path=adapter)
+            try:
+                answers = [engine.generate([{"role": "user", "content": p}], temperature=0, max_tokens=max_tokens,
+                                           repeat_penalty=app.settings.repeat_penalty).text for p in prompts]
+            finally:
+                engine.close()
+        columns.append((label, answers))
+    table = Table(show_lines=True)
+    table.add_column("prompt", ratio=1)
+    for label, _ in columns:
+        table.add_column(label, ratio=2)
+    for i, p in enumerate(prompts):
+        table.add_row(p, *(answers[i] for _, answers in columns))
+    console.print(table)
+
+
+def _recent_user_prompts(store, count: int):
+    seen, out = set(), []
+    for conv in store.list_conversations(limit=50):
+        for m in reversed(store.messages(conv.id)):
+            if m.role == "user" and m.content not in seen and len(m.content) < 500:
+                seen.add(m.content)
+                out.append(m)
+                if len(out) >= count:
+                    return out
+    return out
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(adapters)
