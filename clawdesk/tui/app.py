@@ -98,6 +98,7 @@ class ClawDeskApp(App[None]):
         self._pending_user: MessageView | None = None
         self._served: str | None = None
         self._previous_on_swap = None
+        self._send_when_ready = False
 
     # --- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -178,6 +179,9 @@ class ClawDeskApp(App[None]):
         self.status.notice = ""
         self.status.model = self.chat.model_name
         self.status.adapter = _version(engine.adapter_version)
+        if self._send_when_ready:
+            self._send_when_ready = False
+            self.prompt.action_send()
 
     def _engine_failed(self, message: str) -> None:
         self.status.error = True
@@ -458,7 +462,11 @@ class ClawDeskApp(App[None]):
         if not text or self._busy():
             return
         if self.engine is None:
-            self.notify("The model is not loaded yet (see the status bar).", severity="warning")
+            if self.status.error:
+                self.notify("No model is loaded — press F4 to choose one.", severity="warning")
+            else:  # typed before the load finished: send it as soon as the model is there
+                self._send_when_ready = True
+                self.notify("Sending as soon as the model is loaded…", timeout=3)
             return
         self.prompt.clear()
         if self.conversation is None:

@@ -351,9 +351,13 @@ async def test_default_path_loads_the_model_in_a_worker(quick, store):
     app = ClawDeskApp(settings=quick)
     async with app.run_test(size=SIZE) as pilot:
         assert app.status.notice in ("Loading model…", "")
+        if app.engine is None:  # typed while loading: sent once the model is there
+            await pilot.press("H", "i", "enter")
         await wait_until(pilot, lambda: app.engine is not None, 60, "model loaded")
         assert app.status.model == "smollm2-135m-instruct" and app.status.notice == ""
-        await send(pilot, app, "Hi")
+        if not store.list_conversations():
+            await send(pilot, app, "Hi")
+        await wait_until(pilot, lambda: idle(app) and logged(app) == 2, what="reply")
         assert store.messages(store.list_conversations()[0].id)[1].model == "smollm2-135m-instruct"
 
 
