@@ -29,21 +29,29 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
+def bench_cache() -> Path:
+    """Rebuildable files shared by benchmark runs (``CLAWDESK_BENCH_CACHE`` overrides): the
+    dequantised torch copy of the model, built once per machine instead of once per home."""
+    value = os.environ.get("CLAWDESK_BENCH_CACHE")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(value) if value else base / "clawdesk-bench"
+
+
 @contextlib.contextmanager
 def isolated_home(path: Path | None = None, shared_cache: Path | None = None) -> Iterator[Path]:
     """Point ``CLAWDESK_HOME`` at ``path`` (a fresh temp dir by default) for the duration.
 
-    ``shared_cache``: a folder whose ``hf`` subfolder is linked into the home's cache, so the
-    dequantised model is built once per invocation rather than once per home."""
+    The home's ``cache/hf`` is a link to ``shared_cache`` (default ``bench_cache()``)/hf: only
+    derived, rebuildable files are shared, never data."""
+    shared_cache = shared_cache or bench_cache()
     owned = path is None
     home = Path(tempfile.mkdtemp(prefix="clawdesk-bench-")) if owned else Path(path)
     home.mkdir(parents=True, exist_ok=True)
-    if shared_cache is not None:
-        (shared_cache / "hf").mkdir(parents=True, exist_ok=True)
-        link = home / "cache" / "hf"
-        link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not link.exists():
-            link.symlink_to(shared_cache / "hf", target_is_directory=True)
+    (shared_cache / "hf").mkdir(parents=True, exist_ok=True)
+    link = home / "cache" / "hf"
+    link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not link.exists():
+        link.symlink_to(shared_cache / "hf", target_is_directory=True)
     old = os.environ.get("CLAWDESK_HOME")
     os.environ["CLAWDESK_HOME"] = str(home)
     try:

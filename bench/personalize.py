@@ -142,11 +142,9 @@ class Point:
 class ScenarioRun:
     """Everything for one (scenario, seed): the shared start, then each method's updates."""
 
-    def __init__(self, scenario: Scenario, seed: int, cfg: Config, workdir: Path, cache: Path,
-                 nll_pairs: list | None) -> None:
+    def __init__(self, scenario: Scenario, seed: int, cfg: Config, workdir: Path, nll_pairs: list | None) -> None:
         self.scenario, self.seed, self.cfg = scenario, seed, cfg
         self.root = workdir / f"{scenario.name}-seed{seed}"
-        self.cache = cache
         self.nll_pairs = nll_pairs
         self.base_nll: float | None = None
         self.policy = UserPolicy(explicit_fraction=cfg.explicit_fraction, thumbs_up_fraction=cfg.thumbs_up_fraction,
@@ -172,7 +170,7 @@ class ScenarioRun:
         from clawdesk.store import open_store
 
         base = self.root / "start"
-        with isolated_home(base, self.cache) as home:
+        with isolated_home(base) as home:
             settings = home_settings(home, self.cfg, self.seed)
             store = open_store(locations.db_path())
             engine = open_engine(store, settings)
@@ -203,7 +201,7 @@ class ScenarioRun:
         home = self.root / method
         shutil.copytree(self.root / "start", home, symlinks=True)
         points = [base]
-        with isolated_home(home, self.cache):
+        with isolated_home(home):
             settings = home_settings(home, self.cfg, self.seed)
             store = open_store(locations.db_path())
             try:
@@ -281,13 +279,12 @@ def _fmt(x: float | None) -> str:
 
 def run(cfg: Config, workdir: Path) -> dict[str, Any]:
     scenarios = load_scenarios(cfg.scenarios or None)
-    cache = workdir / "shared-cache"
     nll_pairs = None
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
     for seed in cfg.seeds:
         for scenario in scenarios:
-            sr = ScenarioRun(scenario, seed, cfg, workdir, cache, nll_pairs)
+            sr = ScenarioRun(scenario, seed, cfg, workdir, nll_pairs)
             base, first, first_s = sr.start()
             nll_pairs = sr.nll_pairs
             for method in cfg.methods:
