@@ -95,9 +95,11 @@ def resolve(store: Store, name_or_path: str) -> ModelEntry:
     raise ModelNotFound(f"No model named '{name_or_path}' (known: {known}); add one with `clawdesk models add PATH.gguf`.")
 
 
-def check_gguf(path: Path | str) -> None:
+def check_gguf(path: Path | str):
     """Cheap structural check before llama.cpp sees the file: magic bytes and a readable header
-    whose tensors fit inside the file (catches truncated copies, which llama.cpp may not)."""
+    whose tensors fit inside the file (catches truncated copies, which llama.cpp may not).
+    Returns the ``gguf.GGUFReader`` it built, for callers that read the file anyway (parsing a
+    header with a 49k-token vocabulary takes seconds)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -118,6 +120,7 @@ def check_gguf(path: Path | str) -> None:
                 raise ValueError("tensor data past end of file")
     except Exception as e:  # noqa: BLE001 — any parse failure means "not usable"
         raise ModelCorrupt(f"{path} is damaged or truncated ({e}); replace it or pick another model.") from None
+    return reader
 
 
 def sha256_of(path: Path | str) -> str:

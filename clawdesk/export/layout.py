@@ -77,13 +77,10 @@ def read_layout(reader) -> BaseLayout:
 
 
 def open_base(base_gguf: str | Path):
-    """A reader for the base GGUF, with ModelNotFound/ModelCorrupt for a missing or broken file."""
-    import gguf
-
+    """A ``gguf.GGUFReader`` for the base GGUF; ModelNotFound/ModelCorrupt for a missing or broken file."""
     from ..catalog import check_gguf
 
-    check_gguf(base_gguf)
-    return gguf.GGUFReader(str(base_gguf))
+    return check_gguf(base_gguf)
 
 
 def gguf_tensor_name(layer: int, hf_module: str) -> str:

@@ -16,7 +16,9 @@ A broken export misses by many nats, not by a fraction of one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..engine import Engine
@@ -24,14 +26,18 @@ from ..engine import Engine
 log = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
 def open_served(base_gguf: str | Path, adapter_gguf: str | Path | None = None,
-                merged_gguf: str | Path | None = None, n_threads: int = 0, n_ctx: int = 1024) -> Engine:
-    """An Engine on what would be served: base + adapter, or the merged model alone.
-    Raises ModelNotFound / ModelCorrupt for a missing, truncated or mismatched file."""
+                merged_gguf: str | Path | None = None, n_threads: int = 0, n_ctx: int = 1024) -> Iterator[Engine]:
+    """An Engine on what would be served: base + adapter, or the merged model alone (closed on
+    exit). Raises ModelNotFound / ModelCorrupt for a missing, truncated or mismatched file."""
     if adapter_gguf and merged_gguf:
         raise ValueError("serve either an adapter on the base or a merged model, not both")
-    model = merged_gguf or base_gguf
-    return Engine(model, n_ctx=n_ctx, n_threads=n_threads, adapter_path=adapter_gguf)
+    engine = Engine(merged_gguf or base_gguf, n_ctx=n_ctx, n_threads=n_threads, adapter_path=adapter_gguf)
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def served_greedy(engine: Engine, prompt_ids: list[int], n_tokens: int) -> list[int]:
@@ -48,12 +54,9 @@ def verify_served(base_gguf: str | Path, adapter_gguf: str | Path | None, merged
     (each expected token within ``margin`` nats of llama.cpp's top-1)."""
     if not expected_ids:
         raise ValueError("verify_served needs at least one expected token")
-    engine = open_served(base_gguf, adapter_gguf, merged_gguf, n_threads=n_threads,
-                         n_ctx=max(256, len(prompt_ids) + len(expected_ids) + 8))
-    try:
+    with open_served(base_gguf, adapter_gguf, merged_gguf, n_threads=n_threads,
+                     n_ctx=max(256, len(prompt_ids) + len(expected_ids) + 8)) as engine:
         scores = engine.score(prompt_ids, expected_ids)
-    finally:
-        engine.close()
     for i, (want, top, lp, top_lp) in enumerate(zip(expected_ids, scores.top_ids, scores.logprobs,
                                                      scores.top_logprobs)):
         if want != top and top_lp - lp > margin:
