@@ -9,16 +9,16 @@ from clawdesk.records import Sample
 IM_END = 2  # <|im_end|> in SmolLM2's vocabulary
 
 
-def log_turn(chat: ChatService, question: str, seed: int, max_tokens: int = 12):
+def log_turn(chat: ChatService, question: str, seed: int, max_tokens: int = 12, temperature: float = 0.7):
     conv = chat.new_conversation()
-    turn = chat.send(conv.id, question, seed=seed, max_tokens=max_tokens, temperature=0.7)
+    turn = chat.send(conv.id, question, seed=seed, max_tokens=max_tokens, temperature=temperature)
     return conv, turn
 
 
 def add_sample(chat: ChatService, question: str, *, reward: float | None, hints: list[str] | None = None,
-               seed: int = 0, max_tokens: int = 12, source: str = "explicit") -> Sample:
+               seed: int = 0, max_tokens: int = 12, temperature: float = 0.7, source: str = "explicit") -> Sample:
     """Log one real turn and store it as a ready sample with the given reward and hints."""
-    conv, turn = log_turn(chat, question, seed, max_tokens)
+    conv, turn = log_turn(chat, question, seed, max_tokens, temperature)
     return chat.store.upsert_sample(Sample(
         id=0, message_id=turn.assistant.id, conversation_id=conv.id,
         prompt_token_ids=turn.assistant.prompt_token_ids, response_token_ids=turn.assistant.response_token_ids,

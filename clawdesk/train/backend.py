@@ -70,7 +70,7 @@ def _need_bitsandbytes() -> None:
 
 
 def load_trainable(base_dir: Path, adapter_dir: str | None, settings: Settings, backend: Backend) -> tuple[Any, Any]:
-    """(peft model in eval mode, tokenizer). ``base_dir`` is an HF folder (the dequantised GGUF
+    """(peft model in train mode, tokenizer). ``base_dir`` is an HF folder (the dequantised GGUF
     cache or the manifest's hf_checkpoint); ``adapter_dir`` the served peft adapter, if any."""
     import torch
 
@@ -92,6 +92,15 @@ def load_trainable(base_dir: Path, adapter_dir: str | None, settings: Settings, 
     else:
         kwargs["dtype"] = torch.bfloat16 if backend.device == "cuda" else torch.float32
     try:
+        if backend.quantized:
+            # The dequantised-GGUF cache still names GGUF as its "quantisation"; bitsandbytes must
+            # replace it, and transformers refuses two quantisation configs.
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(str(base_dir))
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config
+            kwargs["config"] = config
         model = AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     except (OSError, ValueError, RuntimeError) as e:
@@ -103,7 +112,10 @@ def load_trainable(base_dir: Path, adapter_dir: str | None, settings: Settings, 
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False  # no KV cache in training; it also conflicts with checkpointing
     model = attach_lora(model, adapter_dir, settings)
-    model.eval()
+    # Train mode throughout, scoring included. LoRA dropout is 0, so the mode changes no number;
+    # but in eval mode bitsandbytes repacks NF4 weights for fast CPU inference, and a backward
+    # pass through repacked weights silently yields zero gradients for q,k,v,gate,up (measured).
+    model.train()
     return model, tokenizer
 
 
@@ -140,7 +152,7 @@ def _load_unsloth(base_dir: Path, adapter_dir: str | None, settings: Settings) -
             target_modules=TARGET_MODULES, bias="none",
             use_gradient_checkpointing="unsloth" if settings.train_grad_checkpointing else False,
             random_state=settings.train_seed)
-    model.eval()
+    model.train()
     return model, tokenizer
 
 

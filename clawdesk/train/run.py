@@ -174,7 +174,6 @@ def train_step(model: Any, optimizer: Any, params: list[Any], batch: list[Scored
     import torch
 
     start = time.perf_counter()
-    model.train()  # dropout is 0: train mode only switches gradient checkpointing on
     optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = defaultdict(float)
     loss_value = 0.0
@@ -188,7 +187,6 @@ def train_step(model: Any, optimizer: Any, params: list[Any], batch: list[Scored
     max_norm = settings.train_max_grad_norm if settings.train_max_grad_norm > 0 else float("inf")
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
     optimizer.step()
-    model.eval()
     seconds = time.perf_counter() - start
     return step_metrics(loss_value, totals, len(batch), grad_norm, seconds, settings.train_lr)
 

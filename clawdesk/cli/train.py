@@ -1,0 +1,131 @@
+"""``clawdesk train --now`` (one training pass) and ``clawdesk runs list|show`` (its records)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .context import AppContext, pass_app
+from .progress import console, progress_bar
+
+PHASES = {"load": "Loading model", "score": "Scoring π_old and teachers", "train": "Training", "save": "Saving"}
+CURVE_COLUMNS = ("step", "epoch", "loss", "rl_loss", "opd_loss", "demo_loss", "reward_mean", "opd_adv_mean",
+                 "clip_frac", "kl_old", "grad_norm", "tokens_per_s")
+
+
+@click.command()
+@click.option("--now", is_flag=True, required=True, help="Train on the ready samples now (the only mode for now).")
+@click.option("--method", type=click.Choice(["combined", "rl", "opd"]), help="Objective (default: train_method).")
+@click.option("--limit", type=int, help="Use at most N ready samples (oldest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+def train(app: AppContext, now: bool, method: str | None, limit: int | None, as_json: bool) -> None:
+    """Train a candidate adapter on the ready samples (binary RL + on-policy distillation).
+
+    The served adapter is not changed: the candidate waits for the promotion gate."""
+    from ..train import train_pass
+
+    tasks: dict[str, Any] = {}
+    with progress_bar() as bar:
+        def on_progress(p) -> None:
+            if p.phase not in tasks:
+                tasks[p.phase] = bar.add_task(PHASES.get(p.phase, p.phase), total=max(1, p.total), info="")
+                if p.phase == "load" and p.message:
+                    console.print(f"[dim]{p.message}[/dim]")
+            bar.update(tasks[p.phase], completed=p.done, total=max(1, p.total), info=_info(p))
+
+        result = train_pass(app.store, app.settings, progress=on_progress, method=method, limit=limit)
+    if as_json:
+        click.echo(json.dumps(result.__dict__, indent=2))
+        return
+    s = result.summary
+    click.echo(f"Run {result.run_id} ({result.method}, {result.backend}): {s['n_train']} samples trained in "
+               f"{s['steps']} steps, {s['n_heldout']} held out for the gate, {s['n_skipped']} skipped; "
+               f"{result.duration_s:.0f} s.")
+    first, last = result.steps[0], result.steps[-1]
+    click.echo(f"Loss {first['loss']:+.4f} → {last['loss']:+.4f}; hinted samples {s['hinted_samples']}, "
+               f"rewarded {s['rewarded_samples']}, demonstrations {s['demo_samples']}.")
+    if s.get("truncated_samples"):
+        click.echo(f"{s['truncated_samples']} contexts were cut from the left to {app.settings.train_context_tokens} "
+                   f"tokens (train_context_tokens).")
+    click.echo(f"Candidate adapter: {result.candidate_path}")
+
+
+def _info(p) -> str:
+    if p.phase == "train" and p.metrics:
+        m = p.metrics
+        reward = f" r̄ {m['reward_mean']:+.2f}" if m.get("reward_mean") is not None else ""
+        return f"loss {m['loss']:+.4f}{reward} {m['tokens_per_s'] or 0:.0f} tok/s"
+    return ""
+
+
+@click.group()
+def runs() -> None:
+    """Training runs and their curves."""
+
+
+@runs.command("list")
+@click.option("-n", "--count", default=20, show_default=True, help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+@pass_app
+def runs_list(app: AppContext, count: int, as_json: bool) -> None:
+    """List recent training runs, newest first."""
+    items = app.store.runs(limit=count or None)
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in items], indent=2))
+        return
+    if not items:
+        click.echo("No training runs yet; `clawdesk train --now` starts one.")
+        return
+    for r in items:
+        steps = r.metrics.get("steps", [])
+        loss = f"loss {steps[0]['loss']:+.3f} → {steps[-1]['loss']:+.3f}" if steps else ""
+        note = f"  ({r.error})" if r.error else ""
+        click.echo(f"{r.id:>4}  {r.started_at}  {r.status:<8} {r.method:<8} {r.n_samples:>4} samples  "
+                   f"{len(steps):>3} steps  {loss}{note}")
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+@pass_app
+def runs_show(app: AppContext, run_id: int, as_json: bool) -> None:
+    """Show one run: settings summary and per-step curves."""
+    r = app.store.get_run(run_id)
+    if as_json:
+        click.echo(json.dumps(r.__dict__, indent=2))
+        return
+    click.secho(f"Run {r.id}: {r.status}, method {r.method}, {r.n_samples} samples", bold=True)
+    click.echo(f"started {r.started_at}  finished {r.finished_at or '-'}  back end {r.settings.get('backend', '?')}"
+               f"  lr {r.settings.get('train_lr', '?')}  from adapter {r.settings.get('parent_version') or 'base'}")
+    if r.error:
+        click.secho(f"error: {r.error}", fg="red")
+    if r.candidate_path:
+        click.echo(f"candidate: {r.candidate_path}")
+    summary = r.metrics.get("summary", {})
+    if summary:
+        click.echo("  ".join(f"{k}={v}" for k, v in summary.items()))
+    steps = r.metrics.get("steps", [])
+    if not steps:
+        return
+    click.echo()
+    click.echo("  ".join(f"{c:>12}" for c in CURVE_COLUMNS))
+    for m in steps:
+        click.echo("  ".join(f"{_fmt(m.get(c)):>12}" for c in CURVE_COLUMNS))
+    if r.gate:
+        click.echo(f"\ngate: {json.dumps(r.gate)}")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(train)
+    cli.add_command(runs)
