@@ -76,9 +76,10 @@ class Judge:
             if prompt_ids is None:
                 # Render once: every vote shares the prompt (llama.cpp reuses its KV cache).
                 prompt_ids, _ = self.engine.fit(messages, reserve=max_tokens)
-            # top_p 1 / top_k 0 / no repeat penalty: plain temperature sampling, as the
-            # reference judge samples; the grammar (if any) does the constraining.
-            gen = self.engine.generate(prompt_ids=prompt_ids, temperature=self.temperature, top_p=1.0, top_k=0,
+            # Temperature sampling with no nucleus cut and no repeat penalty, as the reference
+            # judge samples. top_k 40 instead of "all": at T=0.6 the tokens beyond the top 40 carry
+            # negligible mass, and sorting the full 49k vocabulary every step made votes ~4x slower.
+            gen = self.engine.generate(prompt_ids=prompt_ids, temperature=self.temperature, top_p=1.0, top_k=40,
                                        repeat_penalty=1.0, max_tokens=max_tokens, seed=seed, grammar=grammar)
             out.append(gen.text)
         return out

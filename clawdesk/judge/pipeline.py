@@ -19,6 +19,7 @@ judgement never becomes a reward.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import catalog
 from ..engine import Engine, Vocab
@@ -46,12 +47,16 @@ def pending(store: Store, rejudge: bool = False) -> list[tuple[Message, NextStat
     """Assistant messages whose sample is missing or out of date, with their next state.
 
     A sample is out of date when the next state it was built from (``Sample.next_state``, which
-    includes a summary of the explicit feedback) differs from the current one."""
+    includes a summary of the explicit feedback) differs from the current one — unless it was
+    already trained on ('used'). Reading every message's signals is a few indexed queries each;
+    cheap next to one judge vote."""
     out = []
     for msg in store.assistant_messages():
         ns = find_next_state(store, msg)
         if not rejudge:
             current = [s for s in store.samples_for(msg.id) if s.source in PRIMARY_SOURCES]
+            if current and current[0].status == "used":
+                continue  # already trained on: a late signal must not train the same turn twice
             if current and current[0].source == _source(ns) and current[0].next_state == ns.summary:
                 continue
         out.append((msg, ns))
@@ -171,12 +176,25 @@ def _chat_vocab(store: Store, settings: Settings, msg: Message, judge: Judge | N
                 cache: dict[str, Vocab]) -> Vocab | Engine:
     """The tokenizer of the model that wrote ``msg``: the judge engine if it is the same file,
     else a vocab-only load (cached for the pass)."""
-    path = catalog.resolve(store, msg.model or catalog.current_name(store, settings)).path
+    if judge is not None and msg.model in (getattr(judge.engine, "model_name", None),
+                                           Path(judge.engine.model_path).stem):
+        return judge.engine
+    path = _model_path(store, settings, msg.model)
     if judge is not None and judge.engine.model_path == path:
         return judge.engine
     if path not in cache:
         cache[path] = Vocab(path)
     return cache[path]
+
+
+def _model_path(store: Store, settings: Settings, name: str) -> str:
+    """The GGUF a message was written with: its logged model name (a registered name or a file
+    stem), else the current chat model."""
+    for candidate in (name, catalog.current_name(store, settings)):
+        for entry in catalog.all_models(store):
+            if candidate and candidate in (entry.name, Path(entry.path).stem) and entry.path:
+                return entry.path
+    return catalog.resolve(store, catalog.current_name(store, settings)).path
 
 
 def _needs_judge(ns: NextState) -> bool:

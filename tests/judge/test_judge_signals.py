@@ -239,3 +239,14 @@ def _settings():
     from clawdesk.settings import load_settings
 
     return load_settings()
+
+
+def test_used_samples_are_not_rejudged_by_a_late_signal(store, conv):
+    _, bot = _turn(store, conv.id, "q", "a")
+    store.add_feedback(bot.id, "thumbs_up")
+    judge_pending(store, _settings())
+    (s,) = store.samples()
+    store.set_sample_status([s.id], "used")
+    store.add_feedback(bot.id, "thumbs_down")
+    assert pending(store) == []
+    assert [m.id for m, _ in pending(store, rejudge=True)] == [bot.id]
