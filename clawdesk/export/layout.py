@@ -98,7 +98,8 @@ def rope_permute(rows: np.ndarray, n_head: int) -> np.ndarray:
     out = rows.shape[0]
     head_dim = out // n_head
     if head_dim * n_head != out or head_dim % 2:
-        raise TrainingError(f"Cannot split {out} rows into {n_head} RoPE heads; the adapter does not fit this base model.")
+        raise TrainingError(f"Cannot split {out} rows into {n_head} RoPE heads; "
+                            f"the adapter does not fit this base model.")
     return (rows.reshape(n_head, 2, head_dim // 2, *rows.shape[1:])
                 .swapaxes(1, 2)
                 .reshape(rows.shape))

@@ -26,7 +26,6 @@ bench/serve_formats.py.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.llama import _quiet_stderr
 from ..errors import TrainingError
 from .atomic import atomic_output, fsync_path, scratch_file
 from .layout import EMBEDDING_TENSORS, open_base, read_layout
@@ -112,20 +112,6 @@ def _write_float_gguf(reader, lora, layout, path: Path, as_f16: bool, progress: 
         writer.close()
 
 
-@contextlib.contextmanager
-def _quiet_fd2():
-    """llama.cpp's quantiser logs every tensor on fd 2; keep a CLI's terminal readable."""
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def quantize_gguf(src: Path, dst: Path, qtype: str, keep_types: dict[str, int], n_threads: int = 0) -> None:
     """llama.cpp's own quantiser (``llama_model_quantize``) from an F32/F16 GGUF.
 
@@ -141,7 +127,7 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, keep_types: dict[str, int], 
         params.token_embedding_type = keep_types["token_embd.weight"]
     if "output.weight" in keep_types:
         params.output_tensor_type = keep_types["output.weight"]
-    with _quiet_fd2():
+    with _quiet_stderr():  # the quantiser logs every tensor on fd 2
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if rc != 0:
         raise TrainingError(f"llama.cpp could not quantise the merged model to {qtype} (code {rc}); "
