@@ -1,54 +1,22 @@
-"""The training pass on the real bundled model: real logged turns, a real SQLite store, real torch.
+"""Training internals on the real bundled model: the chat-template check, a pinned tiny run, the
+CPU QLoRA step, the extension settings. Real logged turns, real SQLite, real torch.
 
-Kept short on purpose (2 CPU cores shared): tiny replies (≤ 12 tokens), 2–4 samples, LoRA rank 4.
+Kept short on purpose (2 CPU cores shared): tiny replies (≤ 10 tokens), 1–3 samples, LoRA rank 4.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
-from click.testing import CliRunner
-from train_samples import add_demo, add_sample, log_turn
+from train_samples import (  # noqa: F401 (fixtures)
+    add_demo, add_sample, chat, hf_cache, log_turn, one_torch_thread, shared_hf, tiny)
 
-from clawdesk import locations
-from clawdesk.chat import ChatService
-from clawdesk.cli import cli
-from clawdesk.engine.torch_model import hf_dir_for
-from clawdesk.train import train_pass
 from clawdesk.train.backend import Backend, choose_backend, load_trainable, trainable_parameters
+from clawdesk.train.loss import LossConfig
 from clawdesk.train.run import evaluate_loss, loss_batch, loss_config, train_step
 from clawdesk.train.scoring import HINT_TAG, ScoreConfig, render_prompt, score_sample, teacher_messages
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def shared_hf(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Path:
-    """Dequantise the bundled GGUF once per module (~20 s) instead of once per test."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLAWDESK_HOME", str(tmp_path_factory.mktemp("hfhome")))
-        return hf_dir_for(model_path)
-
-
-@pytest.fixture(autouse=True)
-def _link_hf_cache(shared_hf: Path, clawdesk_home: Path) -> None:
-    target = locations.cache_dir() / "hf" / shared_hf.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.symlink_to(shared_hf, target_is_directory=True)
-
-
-@pytest.fixture
-def chat(store, engine, settings) -> ChatService:
-    return ChatService(store, engine, settings)
-
-
-def _tiny(settings, **changes):
-    base = dict(train_rank=4, train_alpha=8.0, train_batch_size=4, train_heldout_fraction=0.0, train_seed=0)
-    return settings.replace(**{**base, **changes})
 
 
 def test_hf_chat_template_renders_the_ids_llama_cpp_logged(chat, shared_hf):
@@ -77,7 +45,7 @@ PINNED = [0.953397, 0.953397, 0.867716, 0.841997]
 
 
 def test_tiny_run_lowers_the_loss_and_raises_teacher_preferred_tokens(chat, settings, shared_hf):
-    settings = _tiny(settings)
+    settings = tiny(settings)
     hint = "Answer with only the one word: Paris."
     samples = [
         add_sample(chat, "What is the capital of France?", reward=-1.0, hints=[hint, "Mention the Eiffel Tower."],
@@ -116,84 +84,11 @@ def test_tiny_run_lowers_the_loss_and_raises_teacher_preferred_tokens(chat, sett
     assert trajectory == pytest.approx(PINNED, abs=2e-3), trajectory
 
 
-def test_train_now_cli_produces_a_candidate_and_a_run_record(chat, monkeypatch):
-    for key, value in {"TRAIN_RANK": "4", "TRAIN_ALPHA": "8", "TRAIN_BATCH_SIZE": "2", "TRAIN_W_DEMO": "1.0",
-                       "TRAIN_HELDOUT_FRACTION": "0.25"}.items():
-        monkeypatch.setenv(f"CLAWDESK_{key}", value)
-    store = chat.store
-    down = add_sample(chat, "Describe the sea.", reward=-1.0, hints=["Keep it under ten words."], seed=4)
-    add_sample(chat, "Say hello.", reward=1.0, seed=5)
-    add_sample(chat, "What is a cat?", reward=-1.0, seed=6)
-    add_sample(chat, "Name a colour.", reward=1.0, seed=7)
-    add_demo(chat, down, "The sea is vast and blue.")
-
-    result = CliRunner().invoke(cli, ["train", "--now"])
-    assert result.exit_code == 0, result.output
-    assert "Candidate adapter:" in result.output and "held out for the gate" in result.output
-
-    run = store.runs()[0]
-    assert run.status == "done" and run.method == "combined"
-    candidate = Path(run.candidate_path)
-    assert candidate == locations.runs_dir() / str(run.id) / "candidate"
-    assert (candidate / "adapter_config.json").exists() and (candidate / "adapter_model.safetensors").exists()
-    assert json.loads((candidate / "adapter_config.json").read_text())["r"] == 4
-    assert not list(candidate.parent.glob("candidate.tmp*"))
-    steps = run.metrics["steps"]
-    assert len(steps) == 2  # 4 trained samples (5 minus 1 held-out turn), batches of 2
-    for key in ("loss", "reward_mean", "opd_adv_mean", "clip_frac", "kl_old", "grad_norm", "tokens_per_s"):
-        assert key in steps[0]
-    heldout = set(run.metrics["heldout_ids"])
-    trained = set(run.metrics["trained_ids"])
-    assert len(heldout) == 1 and not heldout & trained
-    statuses = {s.id: s.status for s in store.samples()}
-    assert all(statuses[i] == "used" for i in trained) and all(statuses[i] == "ready" for i in heldout)
-    assert store.served_version() is None  # the served adapter is untouched until the gate promotes
-
-    listing = CliRunner().invoke(cli, ["runs", "list"])
-    assert listing.exit_code == 0 and f"{run.id:>4}" in listing.output and "done" in listing.output
-    shown = CliRunner().invoke(cli, ["runs", "show", str(run.id)])
-    assert shown.exit_code == 0 and "grad_norm" in shown.output and "tokens_per_s" in shown.output
-
-
-def test_interrupted_run_leaves_everything_retrainable_and_learning_accumulates(chat, settings):
-    store = chat.store
-    settings = _tiny(settings, train_batch_size=1)
-    samples = [add_sample(chat, "Tell me a joke.", reward=-1.0, hints=["Make it about cats."], seed=8),
-               add_sample(chat, "Say thanks.", reward=1.0, seed=9)]
-    crashed = store.start_run("combined", {}, 2)  # a pass that died without a word (same pid = not alive)
-
-    def interrupt(p):
-        if p.phase == "train":
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_pass(store, settings, progress=interrupt)
-    runs = {r.id: r for r in store.runs()}
-    assert runs[crashed.id].status == "failed" and "interrupted" in runs[crashed.id].error
-    interrupted = max(runs)
-    assert runs[interrupted].status == "failed" and runs[interrupted].error == "interrupted"
-    assert all(s.status == "ready" for s in store.samples())
-    assert not (locations.runs_dir() / str(interrupted) / "candidate").exists()
-
-    first = train_pass(store, settings)  # re-run: same samples, a fresh record
-    assert first.parent_version is None and sorted(first.trained_ids) == sorted(s.id for s in samples)
-    assert all(s.status == "used" for s in store.samples())
-
-    version = store.add_adapter(first.candidate_path, run_id=first.run_id).version
-    store.set_state("served_adapter", str(version))
-    new = [add_sample(chat, "Say thanks again.", reward=1.0, seed=10)]
-    second = train_pass(store, settings.replace(train_rank=8), method="rl", samples=new)
-    assert second.parent_version == version
-    # it continued the served rank-4 adapter instead of starting a fresh rank-8 one
-    assert json.loads((Path(second.candidate_path) / "adapter_config.json").read_text())["r"] == 4
-    assert store.get_run(second.run_id).settings["parent_version"] == version
-
-
 def test_qlora_on_the_cpu_takes_a_real_step(chat, settings, shared_hf):
     """bitsandbytes' CPU kernels: a 4-bit NF4 base, LoRA on top, one optimizer step."""
     from bitsandbytes.nn import Linear4bit
 
-    settings = _tiny(settings, train_backend="qlora")
+    settings = tiny(settings, train_backend="qlora")
     backend = choose_backend("qlora")
     assert backend == Backend("qlora-cpu-nf4", "cpu", quantized=True)
     sample = add_sample(chat, "What is the capital of France?", reward=-1.0, hints=["Answer in one word."], seed=11,
@@ -209,6 +104,44 @@ def test_qlora_on_the_cpu_takes_a_real_step(chat, settings, shared_hf):
     assert torch.isfinite(torch.tensor(metrics["loss"])) and metrics["grad_norm"] > 0
     # every LoRA B matrix moved, q/k/v/gate/up included (eval-mode NF4 repacking would zero those)
     assert [n for n, p in lora_b.items() if p.abs().sum() == 0] == []
+
+
+def test_extension_settings_support_subsets_v1_kl_demo_and_anchor(chat, settings, shared_hf):
+    """Issue 9's loss-side switches on the real model. With no served adapter, a fresh LoRA (B = 0)
+    *is* the base, so the base-weight reference and teacher must equal π_old exactly."""
+    rated = add_sample(chat, "What is the capital of France?", reward=-1.0, hints=["Answer in one word."],
+                       seed=12, max_tokens=6)
+    plain = add_sample(chat, "Say hi.", reward=1.0, seed=13, max_tokens=6)
+    demo = add_demo(chat, rated, "Paris.")
+    model, tokenizer = load_trainable(shared_hf, None, tiny(settings), choose_backend("lora"))
+
+    union = score_sample(model, tokenizer, rated, ScoreConfig(support="union", need_ref=True, teacher="base"))
+    assert union.support_ids.shape[-1] == 8 and union.support_mask[:, :4].all()
+    # a teacher token already in the student's top-4 is not counted twice
+    for ids, mask in zip(union.support_ids, union.support_mask):
+        assert len(set(ids[mask].tolist())) == int(mask.sum())
+    torch.testing.assert_close(union.ref_logp, union.old_logp)
+    student_only = score_sample(model, tokenizer, rated, ScoreConfig(support="student", teacher="base"))
+    teacher_only = score_sample(model, tokenizer, rated, ScoreConfig(support="teacher", teacher="base"))
+    assert student_only.support_ids.tolist() == union.support_ids[:, :4].tolist()
+    assert teacher_only.support_ids.tolist() == union.support_ids[:, 4:].tolist()
+
+    assert not score_sample(model, tokenizer, plain, ScoreConfig()).has_hint  # reward, no hint: no OPD
+    anchored = score_sample(model, tokenizer, plain, ScoreConfig(anchor_to_base=True))
+    assert anchored.has_hint and anchored.hint == ""
+    torch.testing.assert_close(anchored.teacher_logp, anchored.old_logp)  # base == π_old here
+
+    demo_item = score_sample(model, tokenizer, demo, ScoreConfig())
+    assert demo_item.is_demo and demo_item.response_ids[-1] == 2  # the corrected text + <|im_end|>
+    items = [score_sample(model, tokenizer, rated, ScoreConfig(need_ref=True)), anchored, demo_item]
+    items[1].ref_logp = items[1].old_logp
+    cfg = LossConfig(w_demo=1.0, kl_coef=0.05, opd_variant="v1")
+    params = trainable_parameters(model)
+    metrics = train_step(model, torch.optim.AdamW(params, lr=5e-4), params, items, cfg, tiny(settings), 1)
+    assert metrics["demo_loss"] > 0 and metrics["kl_ref"] is None  # KL is 0 at θ = π_ref, before the step
+    assert torch.isfinite(torch.tensor([metrics["loss"], metrics["grad_norm"]])).all()
+    after = train_step(model, torch.optim.AdamW(params, lr=5e-4), params, items, cfg, tiny(settings), 1)
+    assert after["kl_ref"] is not None and after["kl_ref"] > 0  # the step moved θ away from the base
 
 
 def test_cpu_path_does_not_import_gpu_only_packages():

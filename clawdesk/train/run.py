@@ -233,7 +233,7 @@ def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
         is_demo=torch.tensor([s.is_demo for s in items], device=device),
         teacher_logp=pad(teacher), support_logp=pad(sup), support_old_logp=pad(sup_old),
         support_teacher_logp=pad(sup_teacher), support_mask=pad(sup_mask),
-        ref_logp=pad(ref) if any(s.ref_logp is not None for s in items) else None)
+        ref_logp=pad(ref))  # π_old where no reference was scored (demos, which get no KL term)
 
 
 def evaluate_loss(model: Any, items: list[Scored], cfg: LossConfig) -> float:
