@@ -45,3 +45,19 @@ def test_batches_cover_every_sample_once_per_epoch():
     assert [len(b) for b in batches] == [2, 2, 1, 2, 2, 1]
     assert sorted(sum(batches[:3], [])) == list(range(5)) == sorted(sum(batches[3:], []))
     assert batches == epoch_batches(list(range(5)), 2, 2, seed=0)
+
+
+def test_context_is_cut_from_the_left_and_the_hint_goes_to_the_last_user_message():
+    from clawdesk.train.scoring import HINT_TAG, fit_context, teacher_messages
+
+    prompt, response = list(range(100)), list(range(1000, 1010))
+    assert fit_context(prompt, response, 64) == (list(range(46, 100)), response, 46)  # 54 + 10 = 64
+    assert fit_context(prompt, response, 200) == (prompt, response, 0)
+    long = list(range(2000, 2100))
+    p, r, cut = fit_context(prompt, long, 64)  # the response alone overflows: keep its start + 32 context
+    assert r == long[:32] and p == prompt[-32:] and cut == 68
+    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    out = teacher_messages(msgs, "be brief")
+    assert out[2]["content"] == "c" + HINT_TAG + "be brief" and out[0]["content"] == "a"
+    assert msgs[2]["content"] == "c"  # the sample's own messages are not modified
+    assert teacher_messages([{"role": "system", "content": "s"}], "x") is None
