@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import RESULTS, isolated_home, markdown_table, say, write_results  # noqa: E402
-from bench.evaluate import base_greedy_replies, score_heldout, served_nll  # noqa: E402
+from bench.evaluate import GENERAL_PROMPTS, base_greedy_replies, score_heldout, served_nll  # noqa: E402
 from bench.scenarios import Scenario, load_scenarios  # noqa: E402
 from bench.simuser import SessionStats, SimulatedUser, UserPolicy  # noqa: E402
 from bench.update import UpdateOutcome, pipeline_available, run_update  # noqa: E402
@@ -65,6 +65,7 @@ class Config:
     heldout: int = 8  # held-out prompts per scenario
     samples: int = 4  # replies per held-out prompt
     max_tokens: int = 160
+    nll_prompts: int = 8  # general prompts of the regression check
     nll_max_tokens: int = 64
     explicit_fraction: float = 0.5
     thumbs_up_fraction: float = 0.5
@@ -75,6 +76,9 @@ class Config:
 
 QUICK = dict(scenarios=["plain", "brief"], methods=["combined"], updates=1, turns=8, heldout=4, samples=2,
              max_tokens=64, nll_max_tokens=32)
+# --quick is a 15-minute check that the loop works end to end, not a measurement: one judge vote
+# instead of m = 3 (the judge dominates the time on a CPU). --set judge_votes=3 restores it.
+QUICK_SETTINGS = {"judge_votes": 1}
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -142,11 +146,12 @@ class Point:
 class ScenarioRun:
     """Everything for one (scenario, seed): the shared start, then each method's updates."""
 
-    def __init__(self, scenario: Scenario, seed: int, cfg: Config, workdir: Path, nll_pairs: list | None) -> None:
+    def __init__(self, scenario: Scenario, seed: int, cfg: Config, workdir: Path, nll_pairs: list | None,
+                 base_nll: float | None) -> None:
         self.scenario, self.seed, self.cfg = scenario, seed, cfg
         self.root = workdir / f"{scenario.name}-seed{seed}"
         self.nll_pairs = nll_pairs
-        self.base_nll: float | None = None
+        self.base_nll = base_nll  # the base model's NLL is the same for every scenario: computed once
         self.policy = UserPolicy(explicit_fraction=cfg.explicit_fraction, thumbs_up_fraction=cfg.thumbs_up_fraction,
                                  prompts_per_conversation=cfg.prompts_per_conversation, max_tokens=cfg.max_tokens)
 
@@ -178,14 +183,19 @@ class ScenarioRun:
                 say(f"[{self.scenario.name} seed {self.seed}] scoring the base model on "
                     f"{min(self.cfg.heldout, len(self.scenario.heldout))} held-out prompts × {self.cfg.samples}")
                 held = self._heldout(engine, settings)
-                if self.nll_pairs is None:
-                    self.nll_pairs = base_greedy_replies(engine, self.cfg.nll_max_tokens)
                 nll_start = time.perf_counter()
-                nll = self.base_nll = served_nll(store, engine.model_path, self.nll_pairs)
-                nll_s = time.perf_counter() - nll_start
+                if self.nll_pairs is None:
+                    self.nll_pairs = base_greedy_replies(engine, self.cfg.nll_max_tokens,
+                                                         GENERAL_PROMPTS[: self.cfg.nll_prompts])
+                if self.base_nll is None:
+                    self.base_nll = served_nll(store, engine.model_path, self.nll_pairs)
+                nll, nll_s = self.base_nll, time.perf_counter() - nll_start
                 say(f"[{self.scenario.name} seed {self.seed}] base score {held.score:.2f} "
-                    f"(compliance {held.compliance:.2f}); simulated user: {self.cfg.turns} turns")
-                stats, sim_s = self._session(store, settings, engine, update=1)
+                    f"(compliance {held.compliance:.2f})")
+                stats, sim_s = SessionStats(), 0.0
+                if self.cfg.updates > 0:
+                    say(f"[{self.scenario.name} seed {self.seed}] simulated user: {self.cfg.turns} turns")
+                    stats, sim_s = self._session(store, settings, engine, update=1)
             finally:
                 engine.close()
                 store.close()
@@ -220,7 +230,7 @@ class ScenarioRun:
                         f"{stats.turns} turns ({stats.feedback_turns} with feedback, online score "
                         f"{stats.to_dict()['mean_score']:.2f}); running the pipeline")
                     before = store.served_version()
-                    outcome = run_update(store, settings, method, progress=_pipeline_progress)
+                    outcome = run_update(store, settings, method, progress=_PipelineProgress())
                     point = self._after_update(u, store, settings, outcome, before, points[-1])
                     point.feedback_turns, point.turns = fb, turns
                     point.timings.update(simulate_s=round(sim_s, 2))
@@ -265,10 +275,17 @@ def _base_model_path(store, settings) -> str | None:
     return catalog.resolve(store, catalog.current_name(store, settings)).path
 
 
-def _pipeline_progress(*args: Any, **kwargs: Any) -> None:
-    text = " ".join(str(a) for a in args if a is not None)
-    if text:
-        say(f"    pipeline: {text[:160]}")
+class _PipelineProgress:
+    """The pipeline's (stage, done, total, message) reports as one stderr line per stage step
+    worth reading: a new stage, a training step, a stage's end."""
+
+    def __init__(self) -> None:
+        self.stage = ""
+
+    def __call__(self, stage: str = "", done: int = 0, total: int = 0, message: str = "", *_: Any) -> None:
+        if stage != self.stage or done == total or stage == "train:train":
+            self.stage = stage
+            say(f"    {stage} {done}/{total} {message}"[:160])
 
 
 def _fmt(x: float | None) -> str:
@@ -279,14 +296,14 @@ def _fmt(x: float | None) -> str:
 
 def run(cfg: Config, workdir: Path) -> dict[str, Any]:
     scenarios = load_scenarios(cfg.scenarios or None)
-    nll_pairs = None
+    nll_pairs, base_nll = None, None
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
     for seed in cfg.seeds:
         for scenario in scenarios:
-            sr = ScenarioRun(scenario, seed, cfg, workdir, nll_pairs)
+            sr = ScenarioRun(scenario, seed, cfg, workdir, nll_pairs, base_nll)
             base, first, first_s = sr.start()
-            nll_pairs = sr.nll_pairs
+            nll_pairs, base_nll = sr.nll_pairs, sr.base_nll
             for method in cfg.methods:
                 points = sr.run_method(method, base, first, first_s)
                 runs.append({"scenario": scenario.name, "preference": scenario.preference, "seed": seed,
@@ -387,31 +404,38 @@ def build_config(args: argparse.Namespace) -> Config:
         raise SystemExit(f"unknown method(s) {', '.join(bad)}; use {', '.join(METHODS)}")
     if args.seeds:
         cfg.seeds = [int(s) for s in args.seeds.split(",") if s]
-    for name in ("updates", "turns", "heldout", "samples", "max_tokens", "explicit_fraction", "thumbs_up_fraction"):
+    for name in ("updates", "turns", "heldout", "samples", "max_tokens", "explicit_fraction", "thumbs_up_fraction",
+                 "nll_prompts"):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
-    cfg.overrides = parse_overrides(args.set or [])
+    cfg.overrides = {**(QUICK_SETTINGS if args.quick else {}), **parse_overrides(args.set or [])}
+    if args.threads:
+        cfg.overrides = {"n_threads": args.threads, "train_threads": args.threads, **cfg.overrides}
     return cfg
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bench/personalize.py", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 scenarios, combined only, 1 update, 8 turns, "
-                    "4 held-out prompts × 2, 64-token replies (≤ 15 min on 2 cores).")
+                    "4 held-out prompts × 2, 64-token replies, 1 judge vote (≤ 15 min on 2 cores).")
     ap.add_argument("--scenarios", help="Comma-separated scenario names (files in bench/scenarios/); default all.")
     ap.add_argument("--methods", help="Comma-separated: combined,rl,opd (default all three).")
     ap.add_argument("--method", action="append", choices=METHODS, help="One method (repeatable).")
     ap.add_argument("--seeds", help="Comma-separated seeds, e.g. 0,1 (default 0).")
-    ap.add_argument("--updates", type=int, help="Pipeline runs per method (default 3).")
+    ap.add_argument("--updates", type=int, help="Pipeline runs per method (default 3; 0 = score the base model only).")
     ap.add_argument("--turns", type=int, help="Simulated turns before each update (default 16).")
     ap.add_argument("--heldout", type=int, help="Held-out prompts per scenario (default 8).")
     ap.add_argument("--samples", type=int, help="Replies per held-out prompt (default 4).")
     ap.add_argument("--max-tokens", dest="max_tokens", type=int, help="Longest reply (default 160).")
+    ap.add_argument("--nll-prompts", dest="nll_prompts", type=int,
+                    help=f"General prompts for the ΔNLL regression check (default {len(GENERAL_PROMPTS)}).")
     ap.add_argument("--explicit-fraction", dest="explicit_fraction", type=float,
                     help="Unsatisfied replies answered with thumbs down + correction; the rest get a complaint (default 0.5).")
     ap.add_argument("--thumbs-up-fraction", dest="thumbs_up_fraction", type=float,
                     help="Satisfied replies that get a thumbs up; the rest the next prompt (default 0.5).")
+    ap.add_argument("--threads", type=int, help="CPU threads for llama.cpp and torch (n_threads, train_threads and "
+                    "the gate's torch work); 1 is much faster on a 2-core machine that other jobs share.")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting (repeatable).")
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON and the PNG go.")
     ap.add_argument("--workdir", type=Path, help="Keep the ClawDesk homes here (default: a temp dir, deleted).")
@@ -422,7 +446,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cfg = build_config(args)
-    if not pipeline_available():
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # the judge and trainer follow the settings; the gate this
+    if cfg.updates > 0 and not pipeline_available():
         say("clawdesk.lifecycle.pipeline.run_pipeline is not in this checkout yet; nothing to benchmark.")
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clawdesk-personalize-"))

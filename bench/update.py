@@ -17,7 +17,7 @@ from clawdesk.errors import ClawDeskError
 from clawdesk.settings import Settings
 from clawdesk.store import Store
 
-TIMING_KEYS = ("timings", "stage_timings", "stages", "durations")
+TIMING_KEYS = ("seconds", "timings", "stage_timings")
 
 
 @dataclass
@@ -61,13 +61,14 @@ def run_update(store: Store, settings: Settings, method: str, progress: Callable
     seconds = time.perf_counter() - start
     data = _as_dict(report)
     stages = next((data[k] for k in TIMING_KEYS if isinstance(data.get(k), dict)), {})
-    gate = data.get("gate") if isinstance(data.get("gate"), dict) else \
-        {k: v for k, v in data.items() if k.startswith("gate") and isinstance(v, (int, float, str, bool))}
+    decision = str(data.get("decision", ""))
+    promoted = decision == "promoted" if decision else bool(data.get("promoted"))
     return UpdateOutcome(
-        promoted=bool(data.get("promoted")), version=data.get("version", store.served_version()),
+        promoted=promoted, version=data.get("version") if promoted else store.served_version(),
         run_id=data.get("run_id"), seconds=seconds,
         stage_seconds={k: float(v) for k, v in stages.items() if isinstance(v, (int, float))},
-        gate=gate or {}, summary=str(data.get("summary", "")), error=str(data.get("error", "") or ""),
+        gate=data.get("gate") if isinstance(data.get("gate"), dict) else {},
+        summary=str(data.get("summary", "")), error="" if promoted else f"{decision}: {data.get('summary', '')}",
         report=data)
 
 

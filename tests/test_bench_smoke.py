@@ -130,3 +130,108 @@ def test_scenario_files_reject_overlap_and_unknown_rules(tmp_path):
     bad.write_text('preference = "x"\ncomplaints = ["no"]\nrules = [{ kind = "rhymes" }]\ntrain = ["a"]\nheldout = ["b"]\n')
     with pytest.raises(ValueError, match="unknown rule kind"):
         load_scenario(bad)
+
+
+# --- the benchmarks themselves run (tiny settings: a check that they work, not a measurement) ---
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def engine1(model_path: str):
+    """One llama.cpp thread: on a busy 2-core machine the two-thread barrier is many times slower."""
+    from clawdesk.engine import Engine
+
+    e = Engine(model_path, n_ctx=2048, n_threads=1)
+    yield e
+    e.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("explicit", [1.0, 0.0])
+def test_simulated_user_leaves_feedback_through_chatservice(store, settings, engine1, scenarios, explicit):
+    from bench.simuser import SimulatedUser, UserPolicy
+    from clawdesk.chat import ChatService
+
+    greet = scenarios["greet"]  # the base model never greets: every reply leaves the user unsatisfied
+    chat = ChatService(store, engine1, settings.replace(n_threads=1))
+    user = SimulatedUser(chat, greet, UserPolicy(explicit_fraction=explicit, max_tokens=24, prompts_per_conversation=2), seed=0)
+    stats = user.session(4)
+    assert stats.turns == 4 and len(stats.scores) == 4
+    replies = [m for c in store.list_conversations() for m in store.messages(c.id) if m.role == "assistant"]
+    assert len(replies) == 4 and all(m.response_token_ids for m in replies)  # logged like any chat turn
+    kinds = [f.kind for m in replies for f in store.feedback_for(m.id)]
+    if explicit == 1.0:
+        assert stats.complaints == 0 and stats.thumbs_down == 4 - stats.satisfied
+        assert kinds.count("thumbs_down") == stats.thumbs_down
+        assert kinds.count("correction") == stats.corrections
+        corrections = [f.correction for m in replies for f in store.feedback_for(m.id) if f.kind == "correction"]
+        assert all(c.startswith("Hi Sam!") for c in corrections)  # the correction follows the wish
+    else:
+        # first replies get a complaint + re-ask; only a reply to a re-ask gets explicit feedback
+        assert stats.complaints >= 1 and kinds.count("thumbs_down") <= stats.complaints
+        users = [m.content for c in store.list_conversations() for m in store.messages(c.id) if m.role == "user"]
+        assert sum(any(c in u for c in greet.complaints) for u in users) == stats.complaints
+    assert stats.feedback_turns <= stats.turns
+
+
+@pytest.mark.slow
+def test_personalize_scores_the_base_model(tmp_path):
+    proc = run_script("bench/personalize.py", "--updates", "0", "--scenarios", "brief", "--heldout", "1",
+                      "--samples", "1", "--max-tokens", "16", "--nll-prompts", "1", "--threads", "1",
+                      "--out", str(tmp_path))
+    assert "| brief | combined |" in proc.stdout
+    data = json.loads((tmp_path / "personalize-latest.json").read_text())
+    point = data["runs"][0]["points"][0]
+    assert 0.0 <= point["score"] <= point["compliance"] <= 1.0 and point["nll"] > 0
+    assert (tmp_path / "personalize-latest.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_personalize_runs_one_update_through_the_real_pipeline(tmp_path):
+    from bench.update import pipeline_available
+
+    if not pipeline_available():
+        pytest.skip("clawdesk.lifecycle.pipeline.run_pipeline is not in this checkout yet")
+    run_script("bench/personalize.py", "--method", "combined", "--updates", "1", "--turns", "3", "--scenarios", "brief", "--heldout", "1",
+               "--samples", "1", "--max-tokens", "16", "--nll-prompts", "1", "--threads", "1",
+               "--set", "judge_votes=1", "--out", str(tmp_path), timeout=1200)
+    data = json.loads((tmp_path / "personalize-latest.json").read_text())
+    points = data["runs"][0]["points"]
+    assert len(points) == 2 and points[1]["turns"] == 3
+    report = points[1]["pipeline"]["report"]
+    assert report["decision"] in ("promoted", "refused", "skipped"), report
+    assert set(report["seconds"]) >= {"judge"}
+    if report["decision"] == "promoted":  # scored again on the promoted version, with the regression check
+        assert points[1]["version"] == report["version"] and points[1]["delta_nll"] is not None
+
+
+@pytest.mark.slow
+def test_performance_benchmarks_run(tmp_path):
+    proc = run_script("bench/run_all.py", "--quick", "--threads", "1", "--out", str(tmp_path))
+    for name in ("serving", "hotswap", "training", "memory"):
+        assert (tmp_path / f"{name}-latest.json").exists(), name
+        assert f"## {name}" in proc.stdout
+    hotswap = json.loads((tmp_path / "hotswap-latest.json").read_text())
+    assert hotswap["in_progress"]["turn_finished_on_old_weights"] == "1/1"
+    assert hotswap["tui"]["keystrokes_lost"] == 0
+
+
+def test_cli_forwards_to_the_bench_scripts():
+    from click.testing import CliRunner
+
+    from clawdesk.cli import cli
+
+    result = CliRunner().invoke(cli, ["bench", "personalize", "--help"])
+    assert result.exit_code == 0
+    result = CliRunner().invoke(cli, ["bench", "personalize", "--set", "no_such_setting=1"])
+    assert result.exit_code != 0
