@@ -329,6 +329,8 @@ def aggregate(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
             row = {key: [mean([r["points"][i][key] for r in chosen]) for i in range(n)]
                    for key in ("score", "compliance", "answers", "delta_nll", "feedback_turns", "mean_words")}
             row["promoted"] = sum(1 for r in chosen for p in r["points"] if p["promoted"])
+            row["decisions"] = [((p["pipeline"] or {}).get("report") or {}).get("decision", "failed")
+                                for r in chosen for p in r["points"][1:]]
             row["runs"] = len(chosen)
             row["timings"] = {k: mean([p["timings"].get(k) for r in chosen for p in r["points"][1:]])
                               for k in ("simulate_s", "pipeline_s", "heldout_s", "nll_s")}
@@ -345,8 +347,11 @@ def render_table(result: dict[str, Any]) -> str:
         for method, row in methods.items():
             curve = " → ".join("–" if s is None else f"{s:.2f}" for s in row["score"])
             t = row["timings"]
+            decisions = row["decisions"]
+            gate = f"{row['promoted']}/{len(decisions)}" + (f" ({decisions.count('refused')} refused)"
+                                                           if "refused" in decisions else "")
             rows.append([name, method, curve, row["compliance"][0], row["compliance"][-1], row["answers"][-1],
-                         row["delta_nll"][-1], row["feedback_turns"][-1], row["promoted"],
+                         row["delta_nll"][-1], row["feedback_turns"][-1], gate,
                          t.get("simulate_s"), t.get("pipeline_s"), t.get("heldout_s")])
     headers = ["scenario", "method", "score by update (0 = base)", "compliance base", "compliance last",
                "answers last", "ΔNLL last", "feedback turns", "promotions", "sim s/upd", "pipeline s/upd",

@@ -25,6 +25,9 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "hotswap": ([], ["--reps", "1", "--poll", "0.1", "--tokens", "8"]),
     "training": ([], ["--samples", "2", "--max-tokens", "8", "--reps", "1", "--judge-cases", "1", "--votes", "1"]),
     "memory": ([], ["--samples", "2", "--only", "baseline,chat"]),
+    # base vs base + adapter vs merged (written by the export helper)
+    "serve_formats": ([], ["--reps", "1", "--build-reps", "1", "--decode-tokens", "8", "--prefill-tokens", "64",
+                           "--max-steps", "5"]),
 }
 
 
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="llama.cpp/torch threads for every benchmark.")
     ap.add_argument("--out", type=Path, help="Results folder (default bench/results).")
     args = ap.parse_args(argv)
-    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    names = args.only.split(",") if args.only else [n for n in BENCHMARKS if (HERE / f"{n}.py").exists()]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(unknown)}")

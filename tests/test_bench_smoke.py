@@ -217,7 +217,9 @@ def test_personalize_runs_one_update_through_the_real_pipeline(tmp_path):
 
 @pytest.mark.slow
 def test_performance_benchmarks_run(tmp_path):
-    proc = run_script("bench/run_all.py", "--quick", "--threads", "1", "--out", str(tmp_path))
+    # serve_formats has its own smoke test (the export helper's); these four are this module's
+    proc = run_script("bench/run_all.py", "--quick", "--only", "serving,hotswap,training,memory", "--threads", "1",
+                      "--out", str(tmp_path))
     for name in ("serving", "hotswap", "training", "memory"):
         assert (tmp_path / f"{name}-latest.json").exists(), name
         assert f"## {name}" in proc.stdout
@@ -235,3 +237,23 @@ def test_cli_forwards_to_the_bench_scripts():
     assert result.exit_code == 0
     result = CliRunner().invoke(cli, ["bench", "personalize", "--set", "no_such_setting=1"])
     assert result.exit_code != 0
+
+
+def test_personalize_aggregates_means_over_seeds_and_scenarios():
+    from bench.personalize import Config, aggregate, render_table
+
+    def point(u: int, score: float, decision: str | None) -> dict:
+        return {"update": u, "score": score, "compliance": min(1.0, score + 0.25), "answers": 1.0, "mean_words": 20.0,
+                "nll": 1.0, "delta_nll": 0.1 * u, "version": u or None, "promoted": decision == "promoted" if u else None,
+                "feedback_turns": 4 * u, "turns": 5 * u, "timings": {"pipeline_s": 10.0, "pipeline.train": 6.0} if u else {},
+                "pipeline": {"report": {"decision": decision}} if u else None}
+
+    runs = [{"scenario": "brief", "method": "combined", "seed": 0, "points": [point(0, 0.0, None), point(1, 0.5, "promoted")]},
+            {"scenario": "brief", "method": "combined", "seed": 1, "points": [point(0, 0.25, None), point(1, 0.25, "refused")]},
+            {"scenario": "plain", "method": "combined", "seed": 0, "points": [point(0, 0.5, None), point(1, 1.0, "promoted")]}]
+    table = aggregate(runs, Config(scenarios=[], methods=["combined"], seeds=[0, 1]))
+    assert table["brief"]["combined"]["score"] == [0.125, 0.375]
+    assert table["overall"]["combined"]["score"] == [0.25, 0.5833333333333334]
+    assert table["overall"]["combined"]["decisions"] == ["promoted", "refused", "promoted"]
+    text = render_table({"aggregate": table})
+    assert "| brief | combined | 0.12 → 0.38 |" in text and "2/3 (1 refused)" in text and "| combined | 6 |" in text
