@@ -308,3 +308,36 @@ class PipelineReport:
     train: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
+
+
+@dataclass
+class ForgetReport:
+    """What ``clawdesk forget`` removed, and which adapter versions had learned from it."""
+
+    conversations: int = 0
+    messages: int = 0
+    feedback: int = 0
+    samples: int = 0
+    flagged_versions: list[int] = field(default_factory=list)  # newly marked trained_on_forgotten
+    served_flagged: bool = False  # the version being served now learned from forgotten turns
+    clean_version: int | None = None  # newest ancestor of the served version that did not (None = base)
+
+
+@dataclass
+class TransferReport:
+    """What ``clawdesk import`` added (records already present with the same content are skipped)."""
+
+    added: dict[str, int] = field(default_factory=dict)  # record type → rows inserted
+    skipped: dict[str, int] = field(default_factory=dict)  # record type → identical rows already there
+    lines: int = 0
+
+
+@dataclass
+class RepairReport:
+    """What ``clawdesk doctor --repair`` salvaged from a damaged database."""
+
+    original: str  # where the damaged file was kept
+    recovered: dict[str, int] = field(default_factory=dict)  # table → rows copied to the new database
+    lost: dict[str, int] = field(default_factory=dict)  # table → rows known to exist but unreadable/orphaned
+    unreadable_tables: list[str] = field(default_factory=list)  # tables SQLite could not read at all
+    integrity: str = ""  # integrity_check of the new database

@@ -42,6 +42,9 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """ClawDesk: a private, local AI agent that learns from being used."""
+    from ..privacy import private_files
+
+    private_files()  # everything written from here on (db, adapters, exports) is 0600 / 0700
     ctx.obj = AppContext(debug=debug)
     ctx.call_on_close(ctx.obj.close)
 

@@ -30,12 +30,15 @@ def ask(app: AppContext, prompt: str | None, continue_: bool, cid: int | None, s
     if prompt in (None, "-"):
         if sys.stdin.isatty():
             raise click.UsageError("Give a PROMPT or pipe one in.")
-        prompt = sys.stdin.read()
+        # bytes, decoded leniently: a pasted binary file must not end in a UnicodeDecodeError
+        prompt = sys.stdin.buffer.read().decode("utf-8", errors="replace")
     if not prompt.strip():
         raise click.UsageError("The prompt is empty.")
     store = app.store
     with spinner("Loading model"):
         engine = open_engine(store, app.settings, model=model)
+    if getattr(engine, "fallback_note", ""):
+        click.secho(engine.fallback_note, fg="yellow", err=True)
     chat = ChatService(store, engine, app.settings)
     if continue_ and cid is None:
         cid = store.last_conversation_id()

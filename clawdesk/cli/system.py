@@ -55,9 +55,13 @@ def _info(label: str, detail: str) -> None:
 
 
 @click.command()
+@click.option("--repair", is_flag=True,
+              help="Rebuild a damaged database from the rows SQLite can still read (the original is kept).")
 @pass_app
-def doctor(app: AppContext) -> None:
+def doctor(app: AppContext, repair: bool) -> None:
     """Check the install: model file, database, disk, llama.cpp and torch builds, GPU."""
+    if repair:
+        _repair_database(app)
     good = True
     try:
         settings = app.settings
@@ -115,6 +119,28 @@ def doctor(app: AppContext) -> None:
     _info("python", f"{platform.python_version()} on {platform.system()} {platform.machine()}")
     if not good:
         raise SystemExit(1)
+
+
+def _repair_database(app: AppContext) -> None:
+    from ..store.repair import is_damaged, repair
+
+    path = locations.db_path()
+    app.close()  # our own connection must not hold the file while it is swapped
+    app._store = None
+    problem = is_damaged(path) if path.exists() else None
+    if problem is None:
+        _info("repair", f"{path} is healthy; nothing to repair")
+        return
+    _info("repair", f"{path} is damaged ({problem[:120]}); rebuilding from the readable rows")
+    report = repair(path)
+    got = ", ".join(f"{n} {t}" for t, n in report.recovered.items() if n) or "no rows"
+    _info("repair", f"recovered {got}")
+    if report.lost or report.unreadable_tables:
+        lost = ", ".join(f"{n} {t}" for t, n in report.lost.items())
+        unreadable = ", ".join(report.unreadable_tables)
+        click.secho(f"     lost: {lost or 'none counted'}" + (f"; unreadable tables: {unreadable}" if unreadable else ""),
+                    fg="yellow")
+    _info("repair", f"the damaged file is kept as {report.original}")
 
 
 @click.group()

@@ -62,6 +62,9 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Deleted rows are overwritten with zeros, not just unlinked: "delete" must mean delete
+            # even for someone reading the file's free pages (``forget`` also vacuums).
+            conn.execute("PRAGMA secure_delete = ON")
             self.db = sqlite_utils.Database(conn)
             with self._guard():
                 migrate(self.db)
@@ -159,6 +162,9 @@ class Store:
             changes["exclude"] = int(bool(changes["exclude"]))
         with self.transaction():
             self.db["conversations"].update(cid, {**changes, "updated_at": _now()})
+            if changes.get("exclude"):  # as for a message: no sample of it may be trained on from now
+                self.db.execute("delete from samples where message_id in"
+                                " (select id from messages where conversation_id = ?)", [cid])
 
     def delete_conversation(self, cid: int) -> None:
         """Delete the conversation with its messages, feedback and samples — really."""
@@ -276,6 +282,8 @@ class Store:
             fid = self.db["feedback"].insert(row).last_pk
             if kind == "exclude":
                 self.db["messages"].update(message_id, {"exclude": 1})
+                # "don't learn" takes effect now, not at the next judge pass: `train --now` reads samples
+                self.db.execute("delete from samples where message_id = ?", [message_id])
         return Feedback(fid, **row)
 
     def feedback_for(self, message_id: int) -> list[Feedback]:
@@ -555,6 +563,80 @@ class Store:
                                                    | {"message_id": ids[m["id"]]})
                 count += 1
         return count
+
+    # --- forgetting -----------------------------------------------------------------------------
+    def conversation_ids(self) -> list[int]:
+        with self._guard():
+            return [r[0] for r in self.db.execute("select id from conversations order by id").fetchall()]
+
+    def forget_conversations(self, cids: list[int]) -> dict[str, Any]:
+        """Delete conversations with every row that holds their text, in one transaction.
+
+        Returns counts per table and the deleted message ids (to flag adapters trained on them)."""
+        for cid in cids:
+            self.get_conversation(cid)  # an unknown id is an error before anything is deleted
+        out: dict[str, Any] = {"conversations": 0, "messages": 0, "feedback": 0, "samples": 0, "message_ids": []}
+        with self.transaction():
+            for cid in cids:
+                ids = [r[0] for r in self.db.execute(
+                    "select id from messages where conversation_id = ?", [cid]).fetchall()]
+                sub = "select id from messages where conversation_id = ?"
+                out["samples"] += self.db.execute(
+                    f"delete from samples where message_id in ({sub}) or conversation_id = ?", [cid, cid]).rowcount
+                out["feedback"] += self.db.execute(f"delete from feedback where message_id in ({sub})", [cid]).rowcount
+                self.db.execute("update messages set parent_id = null where conversation_id = ?", [cid])
+                out["messages"] += self.db.execute("delete from messages where conversation_id = ?", [cid]).rowcount
+                out["conversations"] += self.db.execute("delete from conversations where id = ?", [cid]).rowcount
+                out["message_ids"] += ids
+        return out
+
+    def flag_trained_on(self, message_ids: list[int]) -> list[int]:
+        """Mark every adapter version whose training data included one of ``message_ids`` — and
+        its descendants, which started from its weights — as trained on forgotten data.
+        Returns the versions newly flagged."""
+        gone = set(message_ids)
+        flagged: list[int] = []
+        with self.transaction():
+            rows = self.db.execute(
+                "select version, parent_version, trained_on, trained_on_forgotten from adapters order by version"
+            ).fetchall()
+            tainted = {v for v, _, _, f in rows if f}
+            for version, parent, trained_on, already in rows:  # parents have smaller version numbers
+                if already:
+                    continue
+                if gone & set(_l(trained_on, [])) or parent in tainted:
+                    tainted.add(version)
+                    flagged.append(version)
+                    self.db.execute("update adapters set trained_on_forgotten = 1 where version = ?", [version])
+        return flagged
+
+    def requeue_samples(self, run_ids: list[int]) -> int:
+        """Put the samples these runs trained on back in the queue ('used' → 'ready')."""
+        if not run_ids:
+            return 0
+        marks = ", ".join("?" for _ in run_ids)
+        with self.transaction():
+            return self.db.execute(f"update samples set status = 'ready', run_id = null where status = 'used'"
+                                   f" and run_id in ({marks})", list(run_ids)).rowcount
+
+    def scrub(self) -> None:
+        """Make deleted text unrecoverable from the database files.
+
+        Deleted rows linger in three places: free pages (zeroed by ``secure_delete``), old FTS5
+        index segments (the full-text index records a delete as a new segment until segments are
+        merged: 'optimize' merges them) and the write-ahead log (checkpointed and truncated). VACUUM
+        then rewrites the file from live rows only; in WAL mode it writes through the log, so the
+        log is checkpointed and truncated once more at the end."""
+        with self._guard():
+            self.db.execute("PRAGMA secure_delete = ON")
+            with self.db.conn:
+                self.db.execute("insert into messages_fts(messages_fts) values ('optimize')")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("VACUUM")
+            busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy and busy[0]:
+            raise StoreLocked(f"Another process is reading {self.path}, so the deleted text may stay in its "
+                              f"write-ahead log until that process exits; close the chat and run `clawdesk forget --compact`.")
 
     def integrity_check(self) -> str:
         with self._guard():
