@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 
@@ -32,6 +33,8 @@ def ask(app: AppContext, prompt: str | None, continue_: bool, cid: int | None, s
             raise click.UsageError("Give a PROMPT or pipe one in.")
         # bytes, decoded leniently: a pasted binary file must not end in a UnicodeDecodeError
         prompt = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    # undecodable bytes in argv arrive as lone surrogates, which SQLite and llama.cpp refuse
+    prompt = prompt.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     if not prompt.strip():
         raise click.UsageError("The prompt is empty.")
     store = app.store
@@ -46,11 +49,17 @@ def ask(app: AppContext, prompt: str | None, continue_: bool, cid: int | None, s
     overrides = {k: v for k, v in {"temperature": temperature, "seed": seed, "max_tokens": max_tokens}.items()
                  if v is not None}
     cancel = threading.Event()
+    # Ctrl-C mid-reply stops the generation like Esc in the chat: the partial answer is logged
+    # (marked stopped), then the command exits 130 through the CLI's interrupt handler.
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
         turn = chat.send(conv.id, prompt, on_text=lambda s: click.echo(s, nl=False), cancel=cancel, **overrides)
     finally:
+        signal.signal(signal.SIGINT, previous)
         engine.close()
     click.echo()
+    if cancel.is_set():
+        raise KeyboardInterrupt
     if turn.generation.truncated_tokens:
         click.secho(f"(note: the conversation was longer than the context window; the oldest "
                     f"{turn.generation.truncated_tokens} tokens were left out)", fg="yellow", err=True)

@@ -1,0 +1,121 @@
+"""Fixtures for the fault-injection tests: a one-thread engine, the dequantised torch copy of the
+bundled model (built once per session), real peft LoRA adapters exported to GGUF, and a helper
+that runs the real ``clawdesk`` command in a subprocess (signals and exit codes are real)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from clawdesk import locations
+from clawdesk.chat import ChatService
+from clawdesk.engine import Engine
+from clawdesk.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-c", "from clawdesk.cli import main; main()"]
+
+
+@pytest.fixture(scope="session")
+def engine(model_path: str):
+    """One llama.cpp thread: two spin-waiting threads on a busy 2-core machine run 25-40x slower."""
+    e = Engine(model_path, n_ctx=2048, n_threads=1)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def quick(settings):
+    return settings.replace(temperature=0.0, seed=0, max_tokens=8, n_threads=1, train_threads=1)
+
+
+@pytest.fixture
+def chat(store: Store, engine: Engine, quick) -> ChatService:
+    return ChatService(store, engine, quick)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The test's CLAWDESK_HOME plus one thread for llama.cpp and torch in the child."""
+    env = {**os.environ, "CLAWDESK_N_THREADS": "1", "CLAWDESK_TRAIN_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, input: bytes | None = None, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], input=input, capture_output=True, timeout=timeout, cwd=ROOT,
+                          env=child_env(**env))
+
+
+@pytest.fixture(scope="session")
+def faults_hf(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Path:
+    """The dequantised HF copy of the bundled model, once per session (~20 s)."""
+    from clawdesk.engine.torch_model import hf_dir_for
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAWDESK_HOME", str(tmp_path_factory.mktemp("faults-hf")))
+        return hf_dir_for(model_path)
+
+
+@pytest.fixture
+def hf_cache(faults_hf: Path, clawdesk_home: Path) -> Path:
+    """Make this test's CLAWDESK_HOME (and its subprocesses) find the session's torch copy."""
+    target = locations.cache_dir() / "hf" / faults_hf.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to(faults_hf, target_is_directory=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def loras(tmp_path_factory: pytest.TempPathFactory, faults_hf: Path, model_path: str) -> SimpleNamespace:
+    """Two real peft LoRAs (rank 4, all projections, random B so they change the output) and
+    their llama.cpp GGUF exports: stand-ins for trained versions."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from clawdesk.engine.torch_model import load_model
+    from clawdesk.export import peft_to_gguf_lora
+
+    root = tmp_path_factory.mktemp("loras")
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for name in ("a", "b"):
+            model, _ = load_model(faults_hf)
+            peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=[
+                "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+            with torch.no_grad():
+                for pname, p in peft_model.named_parameters():
+                    if "lora_B" in pname:
+                        p.normal_(0, 0.02)
+            peft_dir = root / name / "peft"
+            peft_model.save_pretrained(peft_dir)
+            gguf = peft_to_gguf_lora(peft_dir, model_path, root / name / "adapter.gguf")
+            out[name] = SimpleNamespace(peft=peft_dir, gguf=gguf)
+    finally:
+        torch.set_num_threads(before)
+    return SimpleNamespace(**out)
+
+
+def install_version(store: Store, lora: SimpleNamespace, version: int, parent: int | None = None,
+                    trained_on: list[int] | None = None, run_id: int | None = None) -> Path:
+    """Put a LoRA where promotion would (adapters/vN/{peft,adapter.gguf}) and serve it."""
+    final = locations.adapters_dir() / f"v{version}"
+    shutil.copytree(lora.peft, final / "peft")
+    shutil.copy2(lora.gguf, final / "adapter.gguf")
+    store.record_promotion(version, str(final / "peft"), str(final / "adapter.gguf"), "adapter", parent, run_id,
+                           {}, trained_on or [])
+    return final / "adapter.gguf"
+
+
+def read_json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
