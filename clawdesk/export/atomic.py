@@ -12,6 +12,7 @@ behind as a hidden ``.NAME.*.part`` file that nothing loads.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,9 +50,26 @@ def atomic_output(out_path: Path | str) -> Iterator[Path]:
         fsync_path(tmp)
         os.replace(tmp, out_path)
         fsync_path(out_path.parent, directory=True)
+    except OSError as e:
+        # numpy's tofile (used by the gguf writer) reports a full disk as "N requested and M
+        # written" without an errno; name the real cause (checked before the temp file frees
+        # its space) so callers and users can act on it
+        full = e.errno is None and _no_space(out_path.parent)
+        tmp.unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, f"No space left on device while writing {out_path}") from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _no_space(directory: Path) -> bool:
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
 @contextlib.contextmanager
