@@ -10,7 +10,7 @@ with the GBNF grammar, and prints per condition:
 - sign accuracy: on the ±1 cases only, the verdict has the right sign (0 counts as wrong);
 - accuracy per category, and seconds per vote.
 
-    .venv/bin/python bench/judge_accuracy.py [--limit N] [--votes M] [--seed S] [--json out.json]
+    .venv/bin/python bench/judge_accuracy.py [--limit N] [--every K] [--votes M] [--seed S] [--json out.json]
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def evaluate(judge: Judge, cases: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, help="Only the first N cases.")
+    ap.add_argument("--every", type=int, default=1, help="Every K-th case only (a subset spread over all categories).")
     ap.add_argument("--votes", type=int, help="Votes per case (default: the judge_votes setting).")
     ap.add_argument("--seed", type=int, default=0, help="Seed of the vote sampler (repeatable runs).")
     ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = setting).")
@@ -79,7 +80,8 @@ def main() -> None:
     store = open_store(locations.db_path())
     entry = catalog.resolve(store, settings.judge_model or catalog.current_name(store, settings))
     engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=args.threads or settings.n_threads)
-    cases = load_cases()[: args.limit] if args.limit else load_cases()
+    cases = load_cases()[:: args.every]
+    cases = cases[: args.limit] if args.limit else cases
     labels = defaultdict(int)
     for c in cases:
         labels[c["label"]] += 1

@@ -31,7 +31,7 @@ def test_judge_writes_samples_and_records_failed_votes(store, engine, settings, 
     # 1) a judge that cannot finish a vote (4 tokens, no grammar): every vote fails
     starved = settings.replace(judge_grammar=False, judge_max_tokens=4, judge_votes=2)
     report = judge_pending(store, starved, judge_engine=engine)
-    (s,) = [x for x in store.samples_for(judge_msg.id) if x.source == "judge"]
+    (s,) = [x for x in store.samples_for(judged_msg.id) if x.source == "judge"]
     assert report.judged == 1 and s.failed_votes == 4 == len(s.votes)  # 2 reward + 2 hint votes
     assert all(v["value"] is None and isinstance(v["text"], str) for v in s.votes)
     assert s.reward == 0.0 and not s.hints  # a failed judgement is never a reward
@@ -40,7 +40,7 @@ def test_judge_writes_samples_and_records_failed_votes(store, engine, settings, 
 
     # 2) the configured judge (grammar on): valid votes, a real verdict
     report = judge_pending(store, settings.replace(judge_votes=2), judge_engine=engine, rejudge=True)
-    (s,) = [x for x in store.samples_for(judge_msg.id) if x.source == "judge"]
+    (s,) = [x for x in store.samples_for(judged_msg.id) if x.source == "judge"]
     reward_votes = [v for v in s.votes if v["kind"] == "reward"]
     assert len(reward_votes) == 2 and all(v["value"] in (-1, 0, 1) for v in reward_votes)
     assert s.reward in (-1.0, 0.0, 1.0) and s.judge_model
