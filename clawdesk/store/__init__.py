@@ -93,10 +93,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing writes (sqlite3's implicit BEGIN before the first write)."""
+        """All-or-nothing writes in plain SQL (``self.db.execute``).
+
+        The connection runs in autocommit mode (sqlite-utils sets ``isolation_level = None``), so
+        there is no implicit BEGIN: this issues ``BEGIN IMMEDIATE`` itself — which also takes the
+        write lock up front, so a concurrent writer waits on the busy timeout instead of failing
+        on a read-to-write upgrade. Caveat: sqlite-utils' ``insert``/``update`` commit on their
+        own, ending the transaction early; multi-row writes that must be atomic use plain SQL."""
         with self._guard():
-            with self.db.conn:
+            conn = self.db.conn
+            if conn.in_transaction:  # nested: the outermost block commits
                 yield
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            if conn.in_transaction:
+                conn.commit()
 
     def close(self) -> None:
         self.db.conn.close()

@@ -132,7 +132,10 @@ def import_records(store: Store, records: list[tuple[int, dict[str, Any]]],
                                  f"content. Import into an empty store (e.g. CLAWDESK_HOME=/new/dir) — nothing was "
                                  f"imported.")
             try:
-                store.db[table].insert(row)
+                # plain SQL: sqlite-utils' insert() commits on its own, which would end the transaction
+                names = ", ".join(f"[{k}]" for k in row)
+                store.db.execute(f"insert into [{table}] ({names}) values ({', '.join('?' for _ in row)})",
+                                 list(row.values()))
             except Exception as e:  # a constraint (missing parent, NOT NULL) names the line, then rolls back
                 raise StoreError(f"{name}, line {n}: the {kind} cannot be stored ({e}); nothing was imported.") from None
             report.added[kind] = report.added.get(kind, 0) + 1
