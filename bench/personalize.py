@@ -228,7 +228,7 @@ class ScenarioRun:
                     fb, turns = fb + stats.feedback_turns, turns + stats.turns
                     say(f"[{self.scenario.name} seed {self.seed} {method}] update {u}/{self.cfg.updates}: "
                         f"{stats.turns} turns ({stats.feedback_turns} with feedback, online score "
-                        f"{stats.to_dict()['mean_score']:.2f}); running the pipeline")
+                        f"{stats.to_dict()['mean_score'] or 0.0:.2f}); running the pipeline")
                     before = store.served_version()
                     outcome = run_update(store, settings, method, progress=_PipelineProgress())
                     point = self._after_update(u, store, settings, outcome, before, points[-1])

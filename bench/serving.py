@@ -158,6 +158,7 @@ def bench_conversation(engine: Engine, llm: Any, reps: int, turns: int, reply_to
              "raw generate (prefix kept)": with_raw(False), "raw generate, reset each turn": with_raw(True)}
     out: dict[str, Any] = {}
     for name, step in modes.items():
+        say(f"  {name}")
         first, last, mean_all, tokens = [], [], [], []
         for r in range(reps):
             engine._llm.reset()
