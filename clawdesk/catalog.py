@@ -123,6 +123,23 @@ def check_gguf(path: Path | str):
     return reader
 
 
+_checked: set[tuple[str, int, int]] = set()
+
+
+def ensure_gguf(path: Path | str) -> None:
+    """``check_gguf`` once per file version (path, size, mtime): parsing a big vocabulary header
+    costs seconds, and the engine reloads the same files on every swap."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ModelNotFound(f"No model file at {p}.") from None
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _checked:
+        check_gguf(p)
+        _checked.add(key)
+
+
 def sha256_of(path: Path | str) -> str:
     h = hashlib.sha256()
     with Path(path).open("rb") as fh:

@@ -30,7 +30,7 @@ def test_train_now_cli_produces_a_candidate_and_a_run_record(chat, monkeypatch):
     add_sample(chat, "Name a colour.", reward=1.0, seed=7)
     add_demo(chat, down, "The sea is vast and blue.")
 
-    result = CliRunner().invoke(cli, ["train", "--now"])
+    result = CliRunner().invoke(cli, ["train", "--now", "--train-only"])
     assert result.exit_code == 0, result.output
     assert "Candidate adapter:" in result.output and "held out for the gate" in result.output
 

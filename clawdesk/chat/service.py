@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,10 +10,13 @@ from pathlib import Path
 
 from .. import catalog
 from ..engine import Engine
-from ..errors import StoreError
+from ..errors import ModelCorrupt, ModelNotFound, StoreError
 from ..records import Conversation, Feedback, Generation, Message
 from ..settings import Settings
 from ..store import Store
+
+
+log = logging.getLogger("clawdesk.chat")
 
 
 @dataclass
@@ -24,7 +28,40 @@ class Turn:
 
 def served_adapter(store: Store) -> tuple[str | None, int | None, str | None]:
     """(adapter gguf, version, merged model gguf) of the version currently promoted, if any."""
-    version = store.served_version()
+    return _version_files(store, store.served_version())
+
+
+def open_engine(store: Store, settings: Settings, model: str | None = None, with_adapter: bool = True) -> Engine:
+    """Load the chat model (and the served adapter) named by the settings and the store.
+
+    A served version whose files are missing or damaged must not keep the user from chatting:
+    we fall back along its parents to the newest version that loads, else to the base model, and
+    say so in ``engine.fallback_note`` (the UI shows it; ``clawdesk adapters`` can roll back)."""
+    name = model or catalog.current_name(store, settings)
+    entry = catalog.resolve(store, name)
+    adapter_path, version, merged = served_adapter(store) if with_adapter else (None, None, None)
+    note = ""
+    while True:
+        try:
+            path = merged if merged else entry.path
+            engine = Engine(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                            adapter_path=adapter_path, adapter_version=version)
+            break
+        except (ModelCorrupt, ModelNotFound) as e:
+            if version is None:
+                raise
+            log.warning("served version %s cannot be loaded: %s", version, e)
+            broken = version
+            parent = store.get_adapter(version).parent_version
+            adapter_path, version, merged = _version_files(store, parent)
+            note = (f"Adapter version {broken} could not be loaded ({e}); serving "
+                    f"{'version %d' % version if version else 'the base model'} instead.")
+    engine.model_name = entry.name  # type: ignore[attr-defined]
+    engine.fallback_note = note  # type: ignore[attr-defined]
+    return engine
+
+
+def _version_files(store: Store, version: int | None) -> tuple[str | None, int | None, str | None]:
     if version is None:
         return None, None, None
     adapter = store.get_adapter(version)
@@ -33,25 +70,21 @@ def served_adapter(store: Store) -> tuple[str | None, int | None, str | None]:
     return adapter.gguf_path or None, version, None
 
 
-def open_engine(store: Store, settings: Settings, model: str | None = None, with_adapter: bool = True) -> Engine:
-    """Load the chat model (and the served adapter) named by the settings and the store."""
-    name = model or catalog.current_name(store, settings)
-    entry = catalog.resolve(store, name)
-    adapter_path, version, merged = served_adapter(store) if with_adapter else (None, None, None)
-    path = merged if merged and Path(merged).exists() else entry.path
-    engine = Engine(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                    adapter_path=adapter_path, adapter_version=version)
-    engine.model_name = entry.name  # type: ignore[attr-defined]
-    return engine
-
-
 class ChatService:
     def __init__(self, store: Store, engine: Engine, settings: Settings) -> None:
         self.store, self.engine, self.settings = store, engine, settings
 
     @property
     def model_name(self) -> str:
-        return getattr(self.engine, "model_name", Path(self.engine.model_path).stem)
+        """The registry name of the engine's model (what the judge and trainer resolve later)."""
+        name = getattr(self.engine, "model_name", None)
+        if name:
+            return name
+        here = Path(self.engine.model_path).resolve()
+        for entry in catalog.all_models(self.store):
+            if entry.path and Path(entry.path).resolve() == here:
+                return entry.name
+        return str(here)  # an unregistered file: its path resolves as a model too
 
     # --- conversations --------------------------------------------------------------------------
     def new_conversation(self, name: str = "New conversation", system_prompt: str | None = None) -> Conversation:

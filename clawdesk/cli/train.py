@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,15 +17,68 @@ CURVE_COLUMNS = ("step", "epoch", "loss", "rl_loss", "opd_loss", "demo_loss", "r
 
 
 @click.command()
-@click.option("--now", is_flag=True, required=True, help="Train on the ready samples now (the only mode for now).")
+@click.option("--now", is_flag=True, required=True, help="Run now, in the foreground (the daemon runs it nightly).")
 @click.option("--method", type=click.Choice(["combined", "rl", "opd"]), help="Objective (default: train_method).")
-@click.option("--limit", type=int, help="Use at most N ready samples (oldest first).")
+@click.option("--train-only", is_flag=True, help="Only train a candidate on the ready samples: no judging, gate or promotion.")
+@click.option("--if-due", is_flag=True, help="Run only if the nightly conditions hold (enough new turns, idle, on AC).")
+@click.option("--limit", type=int, help="With --train-only: use at most N ready samples (oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
-def train(app: AppContext, now: bool, method: str | None, limit: int | None, as_json: bool) -> None:
-    """Train a candidate adapter on the ready samples (binary RL + on-policy distillation).
+def train(app: AppContext, now: bool, method: str | None, train_only: bool, if_due: bool, limit: int | None,
+          as_json: bool) -> None:
+    """Learn from your feedback now: judge → train → gate → promote.
 
-    The served adapter is not changed: the candidate waits for the promotion gate."""
+    The running chat picks up a promoted version between turns; `clawdesk adapters rollback`
+    undoes it."""
+    if train_only:
+        _train_only(app, method, limit, as_json)
+        return
+    from .. import scheduler
+    from ..lifecycle.pipeline import run_pipeline
+
+    if if_due:
+        go, why = scheduler.should_run(app.store, app.settings, scheduler.clock())
+        if not go:
+            app.store.log_pipeline("timer", "skipped", why)
+            click.echo(f"Not running: {why}.")
+            return
+    tasks: dict[str, Any] = {}
+    with progress_bar() as bar:
+        def on_progress(stage: str, done: int, total: int, message: str) -> None:
+            label = PIPELINE_STAGES.get(stage, stage)
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(label, total=max(1, total), info="")
+            bar.update(tasks[stage], completed=done, total=max(1, total), info=message[:48])
+
+        report = run_pipeline(app.store, app.settings, trigger="manual", method=method, progress=on_progress)
+    if as_json:
+        click.echo(json.dumps(report.__dict__, indent=2, default=str))
+        return
+    colour = {"promoted": "green", "refused": "yellow", "skipped": "yellow"}.get(report.decision, "red")
+    click.secho(report.summary, fg=colour, bold=True)
+    j = report.judge
+    if j:
+        click.echo(f"Judged {j.get('examined', 0)} turns: {j.get('explicit', 0)} explicit, {j.get('judged', 0)} by "
+                   f"the judge ({j.get('failed_votes', 0)}/{j.get('votes', 0)} votes failed), {j.get('demos', 0)} "
+                   f"demonstrations, {j.get('ready', 0)} ready, {j.get('dropped', 0)} dropped.")
+    for line in report.gate.get("reasons", []):
+        click.echo(f"  gate {line}")
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
+    if timing:
+        click.echo(f"Time: {timing}.")
+    if report.run_id:
+        click.echo(f"Curves: `clawdesk runs show {report.run_id}`.")
+    if report.decision == "promoted":
+        previous = app.store.get_adapter(report.version).parent_version or "base"
+        click.echo("A running `clawdesk chat` switches to it before its next answer; "
+                   f"`clawdesk adapters rollback {previous}` undoes it.")
+
+
+PIPELINE_STAGES = {"judge": "Judging turns", "train:load": "Loading model", "train:score": "Scoring π_old and teachers",
+                   "train:train": "Training", "train:save": "Saving candidate", "gate": "Gate", "promote": "Promoting"}
+
+
+def _train_only(app: AppContext, method: str | None, limit: int | None, as_json: bool) -> None:
     from ..train import train_pass
 
     tasks: dict[str, Any] = {}
@@ -50,7 +104,7 @@ def train(app: AppContext, now: bool, method: str | None, limit: int | None, as_
     if s.get("truncated_samples"):
         click.echo(f"{s['truncated_samples']} contexts were cut from the left to {app.settings.train_context_tokens} "
                    f"tokens (train_context_tokens).")
-    click.echo(f"Candidate adapter: {result.candidate_path}")
+    click.echo(f"Candidate adapter: {result.candidate_path} (not served; `clawdesk train --now` gates and promotes)")
 
 
 def _info(p) -> str:
@@ -90,8 +144,10 @@ def runs_list(app: AppContext, count: int, as_json: bool) -> None:
 @runs.command("show")
 @click.argument("run_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Also write the curves as a PNG image.")
+@click.option("--no-plot", is_flag=True, help="Tables only, no terminal plot.")
 @pass_app
-def runs_show(app: AppContext, run_id: int, as_json: bool) -> None:
+def runs_show(app: AppContext, run_id: int, as_json: bool, png: str | None, no_plot: bool) -> None:
     """Show one run: settings summary and per-step curves."""
     r = app.store.get_run(run_id)
     if as_json:
@@ -114,8 +170,21 @@ def runs_show(app: AppContext, run_id: int, as_json: bool) -> None:
     click.echo("  ".join(f"{c:>12}" for c in CURVE_COLUMNS))
     for m in steps:
         click.echo("  ".join(f"{_fmt(m.get(c)):>12}" for c in CURVE_COLUMNS))
+    if not no_plot:
+        from .plots import terminal_plot
+
+        drawing = terminal_plot(steps)
+        if drawing:
+            click.echo()
+            click.echo(drawing)
+    if png:
+        from .plots import png_plot
+
+        click.echo(f"Wrote {png_plot(steps, Path(png), title=f'run {r.id} ({r.method})')}")
     if r.gate:
-        click.echo(f"\ngate: {json.dumps(r.gate)}")
+        click.echo("\ngate: " + ("accepted" if r.gate.get("accepted") else "refused"))
+        for line in r.gate.get("reasons", []):
+            click.echo(f"  {line}")
 
 
 def _fmt(value: Any) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..catalog import check_gguf
+from ..catalog import ensure_gguf
 from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation, TokenScores
 
@@ -77,7 +77,7 @@ class Engine:
 
         if not Path(path).exists():
             raise ModelNotFound(f"No model file at {path}; `clawdesk models list` shows what is registered.")
-        check_gguf(path)
+        ensure_gguf(path)
         try:
             with _quiet_stderr() if not self.verbose else contextlib.nullcontext():
                 return Llama(model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads,
@@ -113,7 +113,7 @@ class Engine:
         if path:
             if not Path(path).exists():
                 raise ModelNotFound(f"No adapter file at {path}.")
-            check_gguf(path)
+            ensure_gguf(path)
             new = lib.llama_adapter_lora_init(self._llm._model.model, path.encode("utf-8"))
             if not new:
                 raise ModelCorrupt(f"llama.cpp refused the adapter {path}; it does not match this model.")

@@ -117,9 +117,7 @@ def gate(store: Store, settings: Settings, result: TrainResult,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .data import method_weights, skip_reason
-    from .run import _base_dir, evaluate_loss, loss_config
-    from .scoring import ScoreConfig, render_prompt, score_sample
+    from .run import _base_dir
 
     say = progress or (lambda _m: None)
     start = time.perf_counter()
@@ -147,6 +145,28 @@ def gate(store: Store, settings: Settings, result: TrainResult,
 
     decision = GateDecision(accepted=False)
     checks: list[tuple[bool, str]] = []
+    old_threads = torch.get_num_threads()
+    if settings.train_threads:
+        torch.set_num_threads(settings.train_threads)
+    try:
+        decision, cases = _checks(model, tokenizer, use, store, settings, result, decision, checks, say)
+    finally:
+        torch.set_num_threads(old_threads)
+    decision.accepted = all(ok for ok, _ in checks)
+    decision.reasons = [("pass  " if ok else "FAIL  ") + text for ok, text in checks]
+    decision.seconds = round(time.perf_counter() - start, 2)
+    return decision, cases
+
+
+def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settings, result: TrainResult,
+            decision: GateDecision, checks: list[tuple[bool, str]],
+            say: Callable[[str], None]) -> tuple[GateDecision, list[VerifyCase]]:
+    import torch
+
+    from .data import method_weights, skip_reason
+    from .run import evaluate_loss, loss_config
+    from .scoring import ScoreConfig, render_prompt, score_sample
+
     with torch.no_grad():
         # 1. the objective, held out (or in-sample when nothing was held out)
         say("gate: objective on held-out samples")
@@ -221,7 +241,4 @@ def gate(store: Store, settings: Settings, result: TrainResult,
         cases = [VerifyCase(prompts[i], cand_replies[i][:16]) for i in (0, 1) if cand_replies[i]]
     if not cases:
         raise TrainingError("The candidate produces no tokens at all on general prompts; it is not servable.")
-    decision.accepted = all(ok for ok, _ in checks)
-    decision.reasons = [("pass  " if ok else "FAIL  ") + text for ok, text in checks]
-    decision.seconds = round(time.perf_counter() - start, 2)
     return decision, cases
