@@ -199,7 +199,9 @@ def test_excluded_messages_and_conversations_never_become_samples(store, conv):
     store.add_feedback(bot.id, "exclude")
     store.update_conversation(other.id, exclude=True)
     report = judge_pending(store, _settings())
-    assert report.purged == 2 and store.samples() == []
+    # excluding drops the samples at once (Store), so `train --now` cannot see them either;
+    # the pass's purge is the safety net for rows written before that existed
+    assert report.purged == 0 and store.samples() == []
     _, bot3 = _turn(store, other.id, "q", "a")
     store.add_feedback(bot3.id, "correction", correction="better")
     judge_pending(store, _settings())
