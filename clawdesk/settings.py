@@ -63,7 +63,7 @@ class Settings:
     train_epochs: int = _f(1, "Passes over the ready samples per training run.")
     train_w_rl: float = _f(1.0, "Weight of the binary-RL (evaluative) term.")
     train_w_opd: float = _f(1.0, "Weight of the on-policy distillation (directive) term.")
-    train_w_demo: float = _f(0.0, "Weight of the demonstration NLL on user corrections (method.md §7.1).")
+    train_w_demo: float = _f(1.0, "Weight of the demonstration NLL on user corrections (method.md §7.1). 1.0: the prototype measured it as the strongest single addition on the 135M model (platform-notes.md); 0 = the reference method.")
     train_kl_coef: float = _f(0.0, "k3 KL-to-reference coefficient (0 = off).")
     train_eps: float = _f(0.2, "PPO ratio clip, lower side (1 - eps).")
     train_eps_high: float = _f(0.28, "PPO ratio clip, upper side (1 + eps_high).")
@@ -83,6 +83,7 @@ class Settings:
     train_anchor_to_base: bool = _f(False, "Give rewarded samples without a hint an OPD pull toward the frozen base model (the reference code's substitute; off in ClawDesk by default).")
     # --- promotion gate ---------------------------------------------------------------------------
     gate_objective_margin: float = _f(0.0, "The candidate's held-out objective must beat the served one by more than this.")
+    gate_min_heldout: int = _f(3, "With fewer held-out samples than this, the objective check is reported but does not refuse (one sample is noise); the regression checks still do.")
     gate_positive_margin: float = _f(0.10, "Max allowed rise (nats/token) of the NLL of your positively-rated answers under the candidate.")
     gate_max_kl: float = _f(0.50, "Max mean KL(served ‖ candidate) per token on the fixed general prompts.")
     gate_max_nll_increase: float = _f(0.25, "Max rise (nats/token, vs the base model) of the NLL of the base model's own replies to general prompts — catches collapse.")

@@ -33,7 +33,9 @@ def test_methods_use_the_samples_they_have_a_term_for(settings):
     assert [skip_reason(s, rl) is None for s in (rewarded, hinted, both)] == [True, False, True]
     assert [skip_reason(s, opd) is None for s in (rewarded, hinted, both)] == [False, True, True]
     assert skip_reason(rewarded, opd, anchor_to_base=True) is None  # the base model as teacher
-    assert skip_reason(demo, combined) == "demonstration with w_demo = 0"
+    assert skip_reason(demo, combined) is None  # w_demo defaults to 1.0
+    assert skip_reason(demo, method_weights("combined", settings.replace(train_w_demo=0.0))) == \
+        "demonstration with w_demo = 0"
     assert skip_reason(demo, method_weights("rl", settings.replace(train_w_demo=0.5))) is None
     no_messages = _s(6, 6, hints=["x"])
     no_messages.prompt_messages = []

@@ -115,6 +115,18 @@ class Store:
             if conn.in_transaction:
                 conn.commit()
 
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Plain-SQL insert that stays inside the caller's transaction (sqlite-utils' own
+        ``insert`` commits by itself, which would split a multi-statement write)."""
+        cols = ", ".join(f'"{k}"' for k in row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.db.conn.execute(f'insert into "{table}" ({cols}) values ({marks})', list(row.values()))
+        return int(cur.lastrowid)
+
+    def _update(self, table: str, pk: str, key: Any, changes: dict[str, Any]) -> None:
+        sets = ", ".join(f'"{k}" = ?' for k in changes)
+        self.db.conn.execute(f'update "{table}" set {sets} where "{pk}" = ?', [*changes.values(), key])
+
     def close(self) -> None:
         self.db.conn.close()
 
@@ -216,8 +228,8 @@ class Store:
         }
         row.update(fields)
         with self.transaction():
-            mid = self.db["messages"].insert(row).last_pk
-            self.db["conversations"].update(conversation_id, {"updated_at": row["created_at"]})
+            mid = self._insert("messages", row)
+            self._update("conversations", "id", conversation_id, {"updated_at": row["created_at"]})
         return self.get_message(mid)
 
     def get_message(self, mid: int) -> Message:
@@ -296,9 +308,9 @@ class Store:
         row = {"message_id": message_id, "kind": kind, "reason": reason or "", "comment": comment or "",
                "correction": correction or "", "created_at": _now()}
         with self.transaction():
-            fid = self.db["feedback"].insert(row).last_pk
+            fid = self._insert("feedback", row)
             if kind == "exclude":
-                self.db["messages"].update(message_id, {"exclude": 1})
+                self._update("messages", "id", message_id, {"exclude": 1})
                 # "don't learn" takes effect now, not at the next judge pass: `train --now` reads samples
                 self.db.execute("delete from samples where message_id = ?", [message_id])
         return Feedback(fid, **row)
@@ -336,10 +348,10 @@ class Store:
             existing = self.db.execute("select id from samples where message_id = ? and source = ?",
                                        [sample.message_id, sample.source]).fetchall()
             if existing:
-                self.db["samples"].update(existing[0][0], row)
+                self._update("samples", "id", existing[0][0], row)
                 sid = existing[0][0]
             else:
-                sid = self.db["samples"].insert(row).last_pk
+                sid = self._insert("samples", row)
         return self.get_sample(sid)
 
     def get_sample(self, sid: int) -> Sample:
@@ -393,8 +405,8 @@ class Store:
 
     def set_sample_status(self, ids: list[int], status: str, run_id: int | None = None) -> None:
         with self.transaction():
-            for sid in ids:
-                self.db["samples"].update(sid, {"status": status, "run_id": run_id})
+            for sid in ids:  # all or none: a crash must not leave half a run's samples consumed
+                self._update("samples", "id", sid, {"status": status, "run_id": run_id})
 
     # --- training runs --------------------------------------------------------------------------
     def start_run(self, method: str, settings: dict[str, Any], n_samples: int) -> TrainingRun:
@@ -442,10 +454,10 @@ class Store:
         either the old served version or the new one, never a version without its row."""
         now = _now()
         with self.transaction():
-            self.db["adapters"].insert(
-                {"version": version, "path": path, "gguf_path": gguf_path, "parent_version": parent_version,
-                 "run_id": run_id, "kind": kind, "metrics": json.dumps(metrics or {}),
-                 "trained_on": json.dumps(trained_on or []), "created_at": now, "promoted_at": now})
+            self._insert("adapters",
+                         {"version": version, "path": path, "gguf_path": gguf_path, "parent_version": parent_version,
+                          "run_id": run_id, "kind": kind, "metrics": json.dumps(metrics or {}),
+                          "trained_on": json.dumps(trained_on or []), "created_at": now, "promoted_at": now})
             self.db.execute("insert or replace into state (key, value) values ('served_adapter', ?)", [str(version)])
         return self.get_adapter(version)
 

@@ -7,7 +7,9 @@ judge training quantities with llama.cpp numbers):
 1. **Objective.** The training objective (the same loss function as the pass) on the held-out
    samples, scored under the served weights as π_old, must be lower for the candidate than for
    the served adapter (for which every ratio is 1). With no held-out samples — a handful of
-   feedback turns — the check falls back to the trained samples and says "in-sample".
+   feedback turns — the check falls back to the trained samples and says "in-sample"; with
+   fewer than ``gate_min_heldout`` samples a worse objective is reported but does not refuse
+   (measured: one held-out sample refused a candidate that improved every other number).
 2. **Your good answers.** The mean per-token NLL of the user's positively-rated answers (thumbs
    up, judge +1) may not rise by more than ``gate_positive_margin``.
 3. **Everything else.** On a fixed set of general prompts: KL(served ‖ candidate) per token along
@@ -190,8 +192,11 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
                 cand_obj = evaluate_loss(model, scored, cfg)
             decision.objective_served, decision.objective_candidate = round(served_obj, 5), round(cand_obj, 5)
             ok = cand_obj < served_obj - settings.gate_objective_margin
+            note = ""
+            if not ok and len(samples) < settings.gate_min_heldout:
+                ok, note = True, f" — too few samples to decide (< gate_min_heldout={settings.gate_min_heldout}); advisory"
             checks.append((ok, f"objective ({decision.objective_on}, {len(samples)} samples): "
-                               f"candidate {cand_obj:+.4f} vs served {served_obj:+.4f}"))
+                               f"candidate {cand_obj:+.4f} vs served {served_obj:+.4f}{note}"))
         else:
             checks.append((False, "objective: no samples to evaluate"))
 
