@@ -45,8 +45,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
     from ..privacy import private_files
 
     private_files()  # everything written from here on (db, adapters, exports) is 0600 / 0700
+    if not debug:
+        _quiet_libraries()
     ctx.obj = AppContext(debug=debug)
     ctx.call_on_close(ctx.obj.close)
+
+
+def _quiet_libraries() -> None:
+    """The ML libraries print deprecation notices, optional-kernel warnings and their own
+    progress bars on stderr; next to ClawDesk's progress bars they read like errors. Keep them for
+    ``--debug``."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|transformers|peft|bitsandbytes)\b.*")
+    for name in ("bitsandbytes", "transformers", "peft", "accelerate", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _register() -> None:

@@ -12,6 +12,8 @@ file's ``[keymap]``) and a command-palette entry; the single-letter message keys
 
 from __future__ import annotations
 
+import asyncio
+
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -95,6 +97,11 @@ class ClawDeskApp(App[None]):
         self.conv_tree = ConversationTree([])
         self.current_id: int | None = None  # the message the keys act on (last focused)
         self._cancel: threading.Event | None = None
+        # Set while no reply is being generated. Quitting waits on it before closing the
+        # database: the worker thread writes the turn through its own connection, and closing
+        # that connection under it crashes SQLite (seen as a segfault on Ctrl+Q mid-reply).
+        self._turn_idle = threading.Event()
+        self._turn_idle.set()
         self._pending_user: MessageView | None = None
         self._served: str | None = None
         self._previous_on_swap = None
@@ -148,6 +155,8 @@ class ClawDeskApp(App[None]):
     async def on_unmount(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
+        # the cancelled turn is logged (partial answer + 'stop') before we close anything
+        await asyncio.to_thread(self._turn_idle.wait, 120)
         if self.engine is not None:
             self.engine.on_swap = self._previous_on_swap
             if self._own_engine:
@@ -492,6 +501,7 @@ class ClawDeskApp(App[None]):
 
     def _start_turn(self, view: MessageView, run: Callable[..., Turn]) -> None:
         self._cancel = threading.Event()
+        self._turn_idle.clear()  # here, not in the worker: a quit right now must still wait
         view.start_stream()
         self.log_view.anchor()
         self.status.notice = ""
@@ -504,6 +514,8 @@ class ClawDeskApp(App[None]):
         except ClawDeskError as e:
             view.post_message(MessageView.Finished(None, str(e)))
             return
+        finally:
+            self._turn_idle.set()
         view.post_message(MessageView.Finished(turn))
 
     async def on_message_view_completed(self, event: MessageView.Completed) -> None:
@@ -568,7 +580,7 @@ class ClawDeskApp(App[None]):
                 self.refresh_message(m.id)
 
         self.push_screen(EditorScreen("Correct the answer — your version teaches the model", m.content,
-                                      "Ctrl+S saves the correction · Esc cancels"), done)
+                                      "Type to replace the answer (an arrow key edits it instead) · Ctrl+S saves the correction · Esc cancels"), done)
 
     def action_exclude(self) -> None:
         m = self._target()

@@ -18,10 +18,7 @@ from clawdesk import locations
 from clawdesk.chat import ChatService
 from clawdesk.engine import Engine
 from clawdesk.store import Store
-
-ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from clawdesk.cli import main; main()"]
-
+from fault_helpers import CLI, ROOT, child_env, install_version, read_json_lines, run_cli  # noqa: F401
 
 @pytest.fixture(scope="session")
 def engine(model_path: str):
@@ -39,18 +36,6 @@ def quick(settings):
 @pytest.fixture
 def chat(store: Store, engine: Engine, quick) -> ChatService:
     return ChatService(store, engine, quick)
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The test's CLAWDESK_HOME plus one thread for llama.cpp and torch in the child."""
-    env = {**os.environ, "CLAWDESK_N_THREADS": "1", "CLAWDESK_TRAIN_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, input: bytes | None = None, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], input=input, capture_output=True, timeout=timeout, cwd=ROOT,
-                          env=child_env(**env))
 
 
 @pytest.fixture(scope="session")
@@ -104,18 +89,3 @@ def loras(tmp_path_factory: pytest.TempPathFactory, faults_hf: Path, model_path:
     finally:
         torch.set_num_threads(before)
     return SimpleNamespace(**out)
-
-
-def install_version(store: Store, lora: SimpleNamespace, version: int, parent: int | None = None,
-                    trained_on: list[int] | None = None, run_id: int | None = None) -> Path:
-    """Put a LoRA where promotion would (adapters/vN/{peft,adapter.gguf}) and serve it."""
-    final = locations.adapters_dir() / f"v{version}"
-    shutil.copytree(lora.peft, final / "peft")
-    shutil.copy2(lora.gguf, final / "adapter.gguf")
-    store.record_promotion(version, str(final / "peft"), str(final / "adapter.gguf"), "adapter", parent, run_id,
-                           {}, trained_on or [])
-    return final / "adapter.gguf"
-
-
-def read_json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]

@@ -9,7 +9,7 @@ import json
 import os
 
 import pytest
-from conftest import run_cli
+from fault_helpers import run_cli
 
 from clawdesk import locations
 from clawdesk.errors import StoreError

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, child_env
+from fault_helpers import ROOT, child_env
 
 pytestmark = pytest.mark.faults
 

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import install_version, run_cli
+from fault_helpers import install_version, run_cli
 
 from clawdesk import locations
 from clawdesk.store import open_store

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import install_version, run_cli
+from fault_helpers import install_version, run_cli
 
 from clawdesk import locations
 from clawdesk.lifecycle.promote import promote

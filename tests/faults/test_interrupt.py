@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import CLI, ROOT, child_env
+from fault_helpers import CLI, ROOT, child_env
 
 from clawdesk import locations
 from clawdesk.store import open_store

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, child_env, install_version
+from fault_helpers import ROOT, child_env, install_version
 from train_samples import add_sample
 
 from clawdesk import locations

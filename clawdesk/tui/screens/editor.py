@@ -27,9 +27,12 @@ class EditorScreen(ModalScreen[str | None]):
             yield Label(self.hint, classes="hint")
 
     def on_mount(self) -> None:
+        # The whole text starts selected: typing rewrites it (the usual correction), an arrow
+        # key keeps it and edits in place. Found in a real terminal: with the cursor at the end,
+        # Ctrl+A only goes to the line start and people end up splicing into the old answer.
         editor = self.query_one(TextArea)
         editor.focus()
-        editor.move_cursor(editor.document.end)
+        editor.select_all()
 
     def action_save(self) -> None:
         self.dismiss(self.query_one(TextArea).text)
