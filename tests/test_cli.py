@@ -115,3 +115,16 @@ def test_bad_settings_file_is_one_line(clawdesk_home):
     (clawdesk_home / "config" / "settings.toml").write_text("temperatur = 0.3\n")
     r = run("status")
     assert r.exit_code == 1 and "Unknown setting 'temperatur'" in r.output
+
+
+def test_runs_show_draws_the_curves_in_the_terminal_and_as_png(store, tmp_path):
+    rec = store.start_run("combined", {"train_lr": 5e-4}, 8)
+    steps = [{"step": i, "loss": 1.0 / i, "reward_mean": -1 + 0.2 * i} for i in range(1, 6)]
+    store.update_run(rec.id, status="done", metrics={"steps": steps},
+                     gate={"accepted": False, "reasons": ["FAIL  general NLL vs base: 0.58 → 1.54"]})
+    png = tmp_path / "curves.png"
+    r = run("runs", "show", str(rec.id), "--png", str(png))
+    assert r.exit_code == 0, r.output
+    assert "loss per step" in r.output and "reward mean per step" in r.output and "•" in r.output
+    assert "gate: refused" in r.output and "FAIL  general NLL" in r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and oct(png.stat().st_mode & 0o777) == "0o600"

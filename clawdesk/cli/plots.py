@@ -19,24 +19,24 @@ def _series(steps: list[dict[str, Any]], key: str) -> tuple[list[int], list[floa
     return xs, ys
 
 
-def terminal_plot(steps: list[dict[str, Any]], width: int = 78, height: int = 18) -> str:
-    """A text plot of the run's curves (empty string when there is nothing to draw)."""
+def terminal_plot(steps: list[dict[str, Any]], width: int = 72, height: int = 10) -> str:
+    """Loss and reward mean per step as small text plots, one above the other (plotext 6's
+    figure API; colour codes stripped so the text reads the same in a pipe)."""
     import plotext as plt
 
-    plt.clear_figure()
-    plt.plotsize(width, height)
-    plt.theme("clear")
-    drawn = False
+    panels = []
     for key, label in CURVES[:2]:
         xs, ys = _series(steps, key)
-        if xs:
-            plt.plot(xs, ys, label=label, marker="braille")
-            drawn = True
-    if not drawn:
-        return ""
-    plt.xlabel("step")
-    plt.title("loss and reward per step")
-    return plt.build()
+        if not xs:
+            continue
+        fig = plt.figure
+        fig.clear()
+        fig.plot_size(width, height)
+        fig.theme("clear")
+        fig.draw(fig.signal(xs, ys, marker="braille" if len(xs) > 24 else "dot"))
+        fig.title(f"{label} per step")
+        panels.append(plt.uncolorize(fig.build()))
+    return "\n".join(panels)
 
 
 def png_plot(steps: list[dict[str, Any]], path: Path, title: str = "") -> Path:
