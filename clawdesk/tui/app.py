@@ -637,6 +637,23 @@ class ClawDeskApp(App[None]):
         rows.append(("anywhere", "ctrl+p", "Command palette", ""))
         return rows
 
+    def action_rollback(self) -> None:
+        """One step back along the served version's parents; the poll swaps it in between turns."""
+        from ..lifecycle.promote import rollback
+
+        current = self.store.served_version()
+        if current is None:
+            self.notify("The base model is already served; nothing to roll back.", timeout=6)
+            return
+        target = self.store.get_adapter(current).parent_version
+        try:
+            rollback(self.store, target)
+        except ClawDeskError as e:
+            self.notify(str(e), title="Rollback failed", severity="error", timeout=15)
+            return
+        self.notify(f"Rolled back to {'version %d' % target if target else 'the base model'}.", timeout=6)
+        self._poll()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.binding_rows(), str(locations.settings_path())))
 
@@ -661,6 +678,7 @@ class ClawDeskApp(App[None]):
             ("Switch model", "Chat with another registered model (F4)", self.action_switch_model),
             ("Export conversation to Markdown", "Write the branch on screen to a .md file (F8)", lambda: self.action_export("md")),
             ("Export conversation to JSON", "Write every branch with feedback to a .json file (F9)", lambda: self.action_export("json")),
+            ("Roll back the adapter", "Serve the version before the current one (or the base model)", self.action_rollback),
             ("Keys and help", "Every key binding and how to remap it (F1)", self.action_help),
         ]
         for title, help_text, callback in commands:

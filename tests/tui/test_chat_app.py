@@ -420,5 +420,12 @@ async def test_hot_reload_and_rollback_between_turns(engine, model_path, quick, 
             store.set_state("served_adapter", None)  # a rollback to the base model
             await wait_until(pilot, lambda: engine.adapter_version is None, 30, "rolled back")
             await wait_until(pilot, lambda: app.status.adapter == "none", 5, "status updated")
+            # and the palette's rollback action does the same from inside the chat
+            store.set_state("served_adapter", str(version))
+            await wait_until(pilot, lambda: engine.adapter_version == version, 30, "adapter swapped in again")
+            app.action_rollback()
+            assert store.served_version() is None
+            assert store.get_adapter(version).rolled_back_at is not None
+            await wait_until(pilot, lambda: engine.adapter_version is None, 30, "rolled back from the palette")
     finally:
         engine.request_swap(None, None)
