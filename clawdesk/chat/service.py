@@ -173,8 +173,11 @@ class ChatService:
         self.store.update_conversation(conversation_id, system_prompt=system_prompt)
 
     def delete_conversation(self, conversation_id: int) -> None:
-        """Really delete: messages, feedback and samples go with it (method.md §1)."""
-        self.store.delete_conversation(conversation_id)
+        """Really delete: messages, feedback and samples go with it (method.md §1), and any adapter
+        version trained on them is flagged. The file-level scrub (VACUUM etc.) is left to
+        ``clawdesk forget``: it needs the other connections closed and can take seconds."""
+        gone = self.store.forget_conversations([conversation_id])
+        self.store.flag_trained_on(gone["message_ids"])
 
 
 def _title(text: str, width: int = 48) -> str:
