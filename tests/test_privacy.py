@@ -206,7 +206,8 @@ def test_everything_written_is_private(clawdesk_home, tmp_path):
     assert run("logs", "backup", str(clawdesk_home / "backup.db")).returncode == 0
     assert run("forget", "--all", "--yes").returncode == 0
     paths = [p for p in clawdesk_home.rglob("*")]
-    assert any(p.name == "clawdesk.db" for p in paths) and len(paths) > 5
+    names = {p.name for p in paths}
+    assert {"clawdesk.db", "all.jsonl", "backup.db", "data", "config"} <= names, names
     for p in paths:
         mode = stat.S_IMODE(p.lstat().st_mode)
         assert mode & 0o077 == 0, f"{p} is {oct(mode)}"
