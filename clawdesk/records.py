@@ -293,6 +293,8 @@ class VerifyCase:
 
     prompt_ids: list[int]
     expected_ids: list[int]
+    expected_logprobs: list[float] | None = None  # torch's log-prob of each expected token
+    top_gaps: list[float] | None = None  # torch's top-1 minus top-2 log-prob at each position
 
 
 @dataclass

@@ -95,7 +95,9 @@ def promote(store: Store, settings: Settings, candidate_dir: Path, base_gguf: st
         for case in cases:
             ok = verify_served(base_gguf, served_path if kind == "adapter" else None,
                                served_path if kind == "merged" else None, case.prompt_ids, case.expected_ids,
-                               margin=0.5 if kind == "merged" else 0.25, n_threads=settings.n_threads)
+                               margin=0.5 if kind == "merged" else 0.25, n_threads=settings.n_threads,
+                               expected_logprobs=case.expected_logprobs, top_gaps=case.top_gaps,
+                               max_mean_drift=0.2 if kind == "merged" else 0.15)
             if not ok:
                 raise TrainingError("The exported adapter does not reproduce the trained model's answers; "
                                     "it was not promoted (the candidate is kept in the run folder).")

@@ -94,6 +94,20 @@ def _greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[in
     return new
 
 
+def _verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
+    """The candidate's greedy tokens with torch's log-probs and top-2 gaps (call with the
+    candidate adapter active): what the promotion check compares llama.cpp against."""
+    import torch
+
+    from .scoring import response_logprobs
+
+    logp = response_logprobs(model, [(prompt, reply)])[0]  # [T, V]
+    top2 = logp.topk(2, dim=-1).values
+    chosen = logp.gather(-1, torch.tensor(reply)[:, None]).squeeze(-1)
+    return VerifyCase(prompt, reply, expected_logprobs=[float(x) for x in chosen],
+                      top_gaps=[float(x) for x in top2[:, 0] - top2[:, 1]])
+
+
 def _kl(model: Any, use: Callable[[str | None], Any], pairs: list[tuple[list[int], list[int]]]) -> float:
     """Mean per-token KL(served ‖ candidate), full vocabulary, along the given replies."""
     import torch
@@ -243,7 +257,8 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         checks.append((decision.answer_rate_candidate >= settings.gate_min_answer_rate,
                        f"still answers general prompts: {decision.answer_rate_candidate:.2f} "
                        f"(min {settings.gate_min_answer_rate})"))
-        cases = [VerifyCase(prompts[i], cand_replies[i][:16]) for i in (0, 1) if cand_replies[i]]
+        with use("candidate"):
+            cases = [_verify_case(model, prompts[i], cand_replies[i][:16]) for i in (0, 1) if cand_replies[i]]
     if not cases:
         raise TrainingError("The candidate produces no tokens at all on general prompts; it is not servable.")
     return decision, cases
