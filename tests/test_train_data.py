@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clawdesk.records import Sample
-from clawdesk.train.data import epoch_batches, method_weights, skip_reason, split_heldout
+from clawdesk.train.data import epoch_batches, method_weights, mix_positives, skip_reason, split_heldout
 
 
 def _s(sid: int, mid: int, reward: float | None = None, hints: list[str] | None = None, source: str = "explicit"):
@@ -63,3 +63,17 @@ def test_context_is_cut_from_the_left_and_the_hint_goes_to_the_last_user_message
     assert out[2]["content"] == "c" + HINT_TAG + "be brief" and out[0]["content"] == "a"
     assert msgs[2]["content"] == "c"  # the sample's own messages are not modified
     assert teacher_messages([{"role": "system", "content": "s"}], "x") is None
+
+
+def test_a_one_sided_pass_is_topped_up_with_earlier_positives_newest_first():
+    train = [_s(i, i, reward=-1.0) for i in range(1, 5)] + [_s(5, 5, reward=1.0), _s(6, 1, source="demo")]
+    earlier = [_s(10 + i, 10 + i, reward=1.0) for i in range(5)] + [
+        _s(20, 20, reward=-1.0), _s(21, 21, source="demo"), _s(22, 3, reward=1.0), _s(23, 30, reward=1.0)]
+    mixed = mix_positives(train, earlier, limit=8, exclude_messages={30})
+    # 4 negatives vs 1 positive (the demo has no RL term) → 3 more, newest first; never a negative, a
+    # demo, a turn already in the pass (message 3) or a held-out turn (message 30)
+    assert [s.id for s in mixed] == [14, 13, 12]
+    assert [s.id for s in mix_positives(train, earlier, limit=2, exclude_messages=set())] == [23, 14]
+    assert mix_positives(train, earlier, limit=0, exclude_messages=set()) == []
+    balanced = train + [_s(7, 7, reward=1.0)] * 3
+    assert mix_positives(balanced, earlier, limit=8, exclude_messages=set()) == []

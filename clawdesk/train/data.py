@@ -4,6 +4,10 @@
   demonstration built from its correction always fall on the same side (no leakage into the gate),
   and the same set of samples always splits the same way — the three ablation methods can be
   compared on exactly the same training and held-out samples.
+- A batch whose rewards are mostly −1 pushes probability away from everything the model said and
+  nothing toward anything (platform-notes: the one-sided batch collapses into short gibberish).
+  ``mix_positives`` tops such a pass up with the user's earlier positively-rated turns, already
+  trained on, so the RL term also has something to pull toward (method.md §7.4).
 - A method uses the samples it has a term for: ``rl`` those with a reward, ``opd`` those with a
   hint, ``combined`` either; demonstrations only when ``w_demo`` > 0. The others stay 'ready'.
 """
@@ -74,3 +78,22 @@ def epoch_batches(items: list, batch_size: int, epochs: int, seed: int) -> list[
         rng.shuffle(order)
         out += [order[i:i + batch_size] for i in range(0, len(order), max(1, batch_size))]
     return out
+
+
+def mix_positives(train: list[Sample], earlier: list[Sample], limit: int, exclude_messages: set[int]) -> list[Sample]:
+    """Up to ``limit`` earlier positively-rated turns (newest first) so that the pass has at least
+    as many +1 as −1 rewards. Demonstrations do not count: they have no RL term. Turns whose
+    message is held out (``exclude_messages``) or already in ``train`` are never added."""
+    if limit <= 0:
+        return []
+    rewarded = [s for s in train if s.source != "demo" and s.reward]
+    negatives = sum(1 for s in rewarded if s.reward < 0)
+    positives = sum(1 for s in rewarded if s.reward > 0)
+    need = min(limit, negatives - positives)
+    if need <= 0:
+        return []
+    taken = {s.message_id for s in train} | exclude_messages
+    candidates = [s for s in reversed(earlier)
+                  if s.source != "demo" and (s.reward or 0) > 0 and s.message_id not in taken
+                  and s.response_token_ids and s.prompt_token_ids]
+    return candidates[:need]

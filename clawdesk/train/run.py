@@ -48,7 +48,7 @@ from ..errors import PipelineBusy, TrainingError
 from ..records import Sample, TrainProgress, TrainResult
 from ..settings import Settings
 from ..store import Store
-from .data import METHODS, epoch_batches, method_weights, skip_reason, split_heldout
+from .data import METHODS, epoch_batches, method_weights, mix_positives, skip_reason, split_heldout
 from .loss import LossBatch, LossConfig, batch_loss, combined_loss
 from .scoring import ScoreConfig, Scored, render_prompt, response_logprobs, score_sample
 
@@ -81,6 +81,9 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
     weights = method_weights(method, settings)
     usable = [s for s in train_pool if skip_reason(s, weights, settings.train_anchor_to_base) is None]
     skipped = [s for s in train_pool if s not in usable]
+    mixed = [s for s in mix_positives(usable, store.samples(status="used") if samples is None else [],
+                                      settings.train_mix_positives, {s.message_id for s in heldout})
+             if skip_reason(s, weights, settings.train_anchor_to_base) is None]
     if not usable:
         raise TrainingError(f"None of the {len(train_pool)} training samples has a term under method '{method}' "
                             f"({len(heldout)} more are held out); collect more feedback or try --method combined.")
@@ -98,8 +101,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         if settings.train_threads:
             torch.set_num_threads(settings.train_threads)
         report(TrainProgress("load", 0, 1, f"back end: {backend.describe()}"))
-        log.info("training run %d: %s, %d samples (%d held out, %d skipped), back end %s",
-                 run.id, method, len(usable), len(heldout), len(skipped), backend.name)
+        log.info("training run %d: %s, %d samples (+%d earlier positives mixed in, %d held out, %d skipped), "
+                 "back end %s", run.id, method, len(usable), len(mixed), len(heldout), len(skipped), backend.name)
         model, tokenizer = load_trainable(_base_dir(entry), adapter_dir, settings, backend)
         report(TrainProgress("load", 1, 1, f"back end: {backend.describe()}"))
 
@@ -111,9 +114,9 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
             micro_batch=_micro_batch(settings, backend.device))
         score_start = time.perf_counter()
         scored: list[Scored] = []
-        for i, sample in enumerate(usable):
+        for i, sample in enumerate(usable + mixed):
             scored.append(score_sample(model, tokenizer, sample, score_cfg))
-            report(TrainProgress("score", i + 1, len(usable), "scoring student and teacher log-probs"))
+            report(TrainProgress("score", i + 1, len(usable) + len(mixed), "scoring student and teacher log-probs"))
         score_s = time.perf_counter() - score_start
         summary = _scoring_summary(scored, usable, tokenizer, settings)
         if summary["truncated_samples"]:
@@ -142,7 +145,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                                                     "base_model": entry.name, "backend": backend.name,
                                                     "trained_on": [s.message_id for s in usable]})
         duration = time.perf_counter() - started
-        summary.update(backend=backend.name, n_train=len(usable), n_heldout=len(heldout), n_skipped=len(skipped),
+        summary.update(backend=backend.name, n_train=len(usable), n_mixed_positives=len(mixed),
+                       n_heldout=len(heldout), n_skipped=len(skipped),
                        steps=len(steps), score_s=round(score_s, 2), train_s=round(train_s, 2),
                        duration_s=round(duration, 2), parent_version=parent,
                        final_loss=steps[-1]["loss"] if steps else None)
@@ -318,14 +322,28 @@ def _run_settings(settings: Settings, method: str, backend: str, model: str, par
 
 def _scoring_summary(scored: list[Scored], samples: list[Sample], tokenizer: Any, settings: Settings) -> dict[str, Any]:
     """Hint selection and context statistics, plus a check that the HF chat template renders the
-    logged prompt (a mismatch means the teacher sees a differently formatted context)."""
+    logged prompt (the teacher's context is re-rendered from the messages).
+
+    Only a different *text* is a problem (a differently formatted context for the teacher). Ids
+    alone often differ in multi-turn conversations: the logged prompt keeps the exact tokens the
+    model sampled in its earlier replies (e.g. one "\n\n" token), which re-tokenising the same text
+    splits differently (two "\n"). That is counted, not warned about."""
     hinted = [s for s in scored if s.has_hint]
     chosen = [s.overlaps[s.hint_index] for s in hinted if s.hint_index is not None and s.overlaps]
-    mismatch = sum(1 for s in samples if s.prompt_messages and s.source != "demo"
-                   and render_prompt(tokenizer, s.prompt_messages) != s.prompt_token_ids)
+    mismatch = retokenised = 0
+    for s in samples:
+        if not s.prompt_messages or s.source == "demo":
+            continue
+        rendered = render_prompt(tokenizer, s.prompt_messages)
+        if rendered == s.prompt_token_ids:
+            continue
+        if tokenizer.decode(rendered) == tokenizer.decode(s.prompt_token_ids):
+            retokenised += 1
+        else:
+            mismatch += 1
     if mismatch:
-        log.warning("%d samples' prompts render differently with the HF chat template than llama.cpp logged",
-                    mismatch)
+        log.warning("%d samples' prompts render to a different text with the HF chat template than llama.cpp "
+                    "logged; the teacher sees a differently formatted context for them", mismatch)
     return {
         "hinted_samples": len(hinted),
         "rewarded_samples": sum(1 for s in scored if s.reward and not s.is_demo),
@@ -333,6 +351,7 @@ def _scoring_summary(scored: list[Scored], samples: list[Sample], tokenizer: Any
         "mean_topk_overlap": round(sum(chosen) / len(chosen), 4) if chosen else None,
         "truncated_samples": sum(1 for s in scored if s.truncated),
         "template_mismatches": mismatch,
+        "retokenised_prompts": retokenised,
         "response_tokens": sum(len(s.response_ids) for s in scored),
     }
 
