@@ -64,3 +64,27 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def shared_hf(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Path:
+    """The dequantised torch copy of the bundled GGUF, built once per session (~20 s each time
+    it is built) and linked into each test's home by ``hf_cache``."""
+    from clawdesk.engine.torch_model import hf_dir_for
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAWDESK_HOME", str(tmp_path_factory.mktemp("hfhome")))
+        return hf_dir_for(model_path)
+
+
+@pytest.fixture
+def hf_cache(shared_hf: Path, clawdesk_home: Path) -> Path:
+    """Make this test's CLAWDESK_HOME (and its subprocesses) find the session's torch copy, which
+    is where ``hf_dir_for`` looks first."""
+    from clawdesk import locations
+
+    target = locations.cache_dir() / "hf" / shared_hf.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to(shared_hf, target_is_directory=True)
+    return target

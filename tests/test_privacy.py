@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from train_samples import add_sample, chat, hf_cache, one_torch_thread, shared_hf, tiny  # noqa: F401 (fixtures)
+from train_samples import add_sample, chat, one_torch_thread, tiny  # noqa: F401 (fixtures)
 
 from clawdesk import locations, privacy
 from clawdesk.cli import cli

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from train_samples import (  # noqa: F401 (fixtures)
-    add_demo, add_sample, chat, hf_cache, log_turn, one_torch_thread, shared_hf, tiny)
+    add_demo, add_sample, chat, log_turn, one_torch_thread, tiny)
 
 from clawdesk.train.backend import Backend, choose_backend, load_trainable, trainable_parameters
 from clawdesk.train.loss import LossConfig

@@ -3,13 +3,9 @@ bundled model, turned into Sample rows with Store.upsert_sample (the judge is no
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from clawdesk import locations
 from clawdesk.chat import ChatService
-from clawdesk.engine.torch_model import hf_dir_for
 from clawdesk.records import Sample
 
 IM_END = 2  # <|im_end|> in SmolLM2's vocabulary
@@ -39,24 +35,6 @@ def add_demo(chat: ChatService, base: Sample, corrected: str) -> Sample:
         id=0, message_id=base.message_id, conversation_id=base.conversation_id,
         prompt_token_ids=base.prompt_token_ids, response_token_ids=ids, reward=1.0, source="demo",
         status="ready", prompt_messages=base.prompt_messages, next_state="(correction)"))
-
-
-@pytest.fixture(scope="module")
-def shared_hf(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Path:
-    """Dequantise the bundled GGUF once per module (~20 s) instead of once per test."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLAWDESK_HOME", str(tmp_path_factory.mktemp("hfhome")))
-        return hf_dir_for(model_path)
-
-
-@pytest.fixture
-def hf_cache(shared_hf: Path, clawdesk_home: Path) -> Path:
-    """Point this test's cache at the module's dequantised copy (what `hf_dir_for` will find)."""
-    target = locations.cache_dir() / "hf" / shared_hf.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.symlink_to(shared_hf, target_is_directory=True)
-    return target
 
 
 @pytest.fixture

@@ -39,27 +39,7 @@ def chat(store: Store, engine: Engine, quick) -> ChatService:
 
 
 @pytest.fixture(scope="session")
-def faults_hf(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Path:
-    """The dequantised HF copy of the bundled model, once per session (~20 s)."""
-    from clawdesk.engine.torch_model import hf_dir_for
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLAWDESK_HOME", str(tmp_path_factory.mktemp("faults-hf")))
-        return hf_dir_for(model_path)
-
-
-@pytest.fixture
-def hf_cache(faults_hf: Path, clawdesk_home: Path) -> Path:
-    """Make this test's CLAWDESK_HOME (and its subprocesses) find the session's torch copy."""
-    target = locations.cache_dir() / "hf" / faults_hf.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.symlink_to(faults_hf, target_is_directory=True)
-    return target
-
-
-@pytest.fixture(scope="session")
-def loras(tmp_path_factory: pytest.TempPathFactory, faults_hf: Path, model_path: str) -> SimpleNamespace:
+def loras(tmp_path_factory: pytest.TempPathFactory, shared_hf: Path, model_path: str) -> SimpleNamespace:
     """Two real peft LoRAs (rank 4, all projections, random B so they change the output) and
     their llama.cpp GGUF exports: stand-ins for trained versions."""
     import torch
@@ -75,7 +55,7 @@ def loras(tmp_path_factory: pytest.TempPathFactory, faults_hf: Path, model_path:
     try:
         out = {}
         for name in ("a", "b"):
-            model, _ = load_model(faults_hf)
+            model, _ = load_model(shared_hf)
             peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=[
                 "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
             with torch.no_grad():
