@@ -1,0 +1,306 @@
+"""Ablations of the learning method on the personalisation scenarios (issue #9): which training
+settings make the bundled 135M model learn a person's wish from ≤ 32 feedback-bearing turns and ONE
+training pass, without forgetting how to answer everything else.
+
+Protocol, per (scenario, seed):
+
+1. the base model is scored on the held-out prompts (as in bench/personalize.py);
+2. the simulated user has ``--turns`` turns with ClawDesk (the TUI's code path);
+3. the judge runs once on those turns (rewards, hints, demonstrations) in that shared home, so
+   every arm trains on exactly the same samples — the judge is slow and noisy, and judging per arm
+   would add its noise to the comparison;
+4. for each arm: a copy of that home, the arm's settings, ClawDesk's real pipeline (train → gate
+   → promote), then the held-out score and ΔNLL on general prompts. A candidate the gate refused
+   is scored too (exported to GGUF and served from the run folder, never promoted), so the table
+   tells "training did not help" from "the gate refused it".
+
+Arms are settings overrides on top of the shipped defaults (``ARMS``); ``--arms`` picks some.
+Positive mixing (``train_mix_positives``) is not an arm: it draws on turns an *earlier* pass
+trained on, and a one-pass ablation has none; tests/test_anti_collapse.py measures it.
+Results are merged across invocations with ``--merge`` (two workers on two cores each take some
+scenarios or seeds):
+
+    .venv/bin/python bench/ablate.py --scenarios plain,brief --seeds 0,1 --threads 1 --out /tmp/a
+    .venv/bin/python bench/ablate.py --merge /tmp/a/ablate-*.json /tmp/b/ablate-*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import RESULTS, isolated_home, markdown_table, say, write_results  # noqa: E402
+from bench.evaluate import served_nll  # noqa: E402
+from bench.personalize import Config, Point, ScenarioRun, home_settings  # noqa: E402
+from bench.scenarios import load_scenarios  # noqa: E402
+
+# The paper's combined method as method.md states it: no demonstrations, no KL, no mixing,
+# the student's top-k support. Every other arm changes one thing relative to the row it names.
+REFERENCE = {"train_w_demo": 0.0, "train_kl_coef": 0.0, "train_mix_positives": 0, "train_support": "student"}
+DEMO = {**REFERENCE, "train_w_demo": 1.0}
+ARMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "+demo": ("combined", DEMO),
+    "reference": ("combined", REFERENCE),
+    "+demo +kl0.1": ("combined", {**DEMO, "train_kl_coef": 0.1}),
+    "+demo lr3e-4": ("combined", {**DEMO, "train_lr": 3e-4}),
+    "+demo lr1e-4": ("combined", {**DEMO, "train_lr": 1e-4}),
+    "+demo support=union": ("combined", {**DEMO, "train_support": "union"}),
+    "+demo 2 epochs": ("combined", {**DEMO, "train_epochs": 2}),
+    "+demo support=teacher": ("combined", {**DEMO, "train_support": "teacher"}),
+    "+demo lr1e-3": ("combined", {**DEMO, "train_lr": 1e-3}),
+    "rl +demo": ("rl", DEMO),
+    "opd +demo": ("opd", DEMO),
+    "defaults": ("combined", {}),
+}
+
+
+def prejudge(run: ScenarioRun) -> dict[str, Any]:
+    """Judge the shared home's turns once; every arm's pipeline then finds nothing to judge."""
+    from clawdesk import locations
+    from clawdesk.judge.pipeline import judge_pending
+    from clawdesk.store import open_store
+
+    with isolated_home(run.root / "start") as home:
+        settings = home_settings(home, run.cfg, run.seed)
+        store = open_store(locations.db_path())
+        try:
+            start = time.perf_counter()
+            report = judge_pending(store, settings)
+            samples = store.samples(status="ready")
+        finally:
+            store.close()
+    rewarded = [s for s in samples if s.reward and s.source != "demo"]
+    return {"judge_s": round(time.perf_counter() - start, 1), "samples": len(samples),
+            "demos": sum(1 for s in samples if s.source == "demo"),
+            "hinted": sum(1 for s in samples if s.hints),
+            "reward_plus": sum(1 for s in rewarded if s.reward > 0),
+            "reward_minus": sum(1 for s in rewarded if s.reward < 0),
+            "judge_samples": sum(1 for s in samples if s.source == "judge"),
+            "failed_votes": getattr(report, "failed_votes", None)}
+
+
+def run_arm(run: ScenarioRun, arm: str, base: Point) -> dict[str, Any]:
+    """One arm: copy the judged home, ONE training pass with the arm's settings, then score the
+    candidate served by llama.cpp from its run folder. The gate and the promotion are not run: the
+    ablation measures what training does (the gate is judged by its own tests and by
+    bench/personalize.py, which runs the whole pipeline); the numbers a gate would look at —
+    ΔNLL on general prompts and whether replies still answer — are in the row."""
+    from clawdesk import locations
+    from clawdesk.store import open_store
+    from clawdesk.train.run import train_pass
+
+    method, overrides = ARMS[arm]
+    home = run.root / _slug(arm)
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(run.root / "start", home, symlinks=True)
+    cfg = Config(**{**asdict(run.cfg), "overrides": {**(run.cfg.overrides or {}), **overrides}})
+    arm_run = ScenarioRun(run.scenario, run.seed, cfg, run.root.parent, run.nll_pairs, run.base_nll)
+    with isolated_home(home):
+        settings = home_settings(home, cfg, run.seed)
+        store = open_store(locations.db_path())
+        try:
+            start = time.perf_counter()
+            result = train_pass(store, settings, method=method)
+            train_s = time.perf_counter() - start
+            start = time.perf_counter()
+            scored = score_candidate(arm_run, store, settings, result.run_id)
+            eval_s = time.perf_counter() - start
+        finally:
+            store.close()
+        shutil.rmtree(home, ignore_errors=True)
+    return {"arm": arm, "method": method, "overrides": overrides, "scenario": run.scenario.name, "seed": run.seed,
+            "base": base.score, "base_compliance": base.compliance, **scored,
+            "train": {k: result.summary.get(k) for k in (
+                "n_train", "n_heldout", "n_mixed_positives", "steps", "final_loss", "hinted_samples",
+                "rewarded_samples", "demo_samples", "mean_topk_overlap", "template_mismatches")},
+            "timings": {"train_s": round(train_s, 1), "eval_s": round(eval_s, 1)}}
+
+
+def score_candidate(run: ScenarioRun, store, settings, run_id: int) -> dict[str, Any]:
+    """Held-out score and ΔNLL of a candidate served from its run folder (never promoted)."""
+    from clawdesk import catalog
+    from clawdesk.engine import Engine
+    from clawdesk.export import peft_to_gguf_lora
+
+    record = store.get_run(run_id)
+    base_gguf = catalog.resolve(store, catalog.current_name(store, settings)).path
+    gguf = peft_to_gguf_lora(Path(record.candidate_path), base_gguf, Path(record.candidate_path).parent / "adapter.gguf")
+    engine = Engine(base_gguf, n_ctx=settings.n_ctx, n_threads=settings.n_threads, adapter_path=gguf)
+    try:
+        held = run._heldout(engine, settings)
+    finally:
+        engine.close()
+    nll = _candidate_nll(base_gguf, Path(record.candidate_path), run.nll_pairs or [])
+    return {"score": held.score, "compliance": held.compliance, "answers": held.answers,
+            "mean_words": held.mean_words,
+            "delta_nll": None if run.base_nll is None else nll - run.base_nll, "examples": held.examples}
+
+
+def _candidate_nll(base_gguf: str, peft_dir: Path, pairs: list) -> float:
+    import torch
+    from peft import PeftModel
+
+    from clawdesk.engine.torch_model import load_model
+    from clawdesk.train.scoring import response_logprobs
+
+    model, _ = load_model(base_gguf)
+    model = PeftModel.from_pretrained(model, str(peft_dir))
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for prompt, response in pairs:
+            logp = response_logprobs(model, [(prompt, response)])[0]
+            total -= float(logp.gather(-1, torch.tensor(response)[:, None]).sum())
+            count += len(response)
+    return total / max(1, count)
+
+
+def _slug(arm: str) -> str:
+    return "arm-" + "".join(c if c.isalnum() else "_" for c in arm)
+
+
+# --- the whole ablation -------------------------------------------------------------------------
+
+def run(cfg: Config, arms: list[str], workdir: Path) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    setups: list[dict[str, Any]] = []
+    nll_pairs, base_nll = None, None
+    started = time.perf_counter()
+    for seed in cfg.seeds:
+        for scenario in load_scenarios(cfg.scenarios or None):
+            sr = ScenarioRun(scenario, seed, cfg, workdir, nll_pairs, base_nll)
+            base, stats, sim_s = sr.start()
+            nll_pairs, base_nll = sr.nll_pairs, sr.base_nll
+            say(f"[{scenario.name} seed {seed}] judging the {stats.turns} turns once for every arm")
+            judged = prejudge(sr)
+            setups.append({"scenario": scenario.name, "seed": seed, "base": asdict(base), "session": stats.to_dict(),
+                           "simulate_s": round(sim_s, 1), "judged": judged})
+            say(f"[{scenario.name} seed {seed}] base {base.score:.2f}; {stats.feedback_turns} feedback turns; "
+                f"judged {judged}")
+            for arm in arms:
+                row = run_arm(sr, arm, base)
+                rows.append(row)
+                say(f"[{scenario.name} seed {seed}] {arm}: score {base.score:.2f} → {row['score']:.2f} "
+                    f"(compliance {row['compliance']:.2f}, answers {row['answers']:.2f}, "
+                    f"ΔNLL {_fmt(row['delta_nll'])}; train {row['timings']['train_s']:.0f} s)")
+            shutil.rmtree(sr.root, ignore_errors=True)  # homes are big (adapters, torch copies)
+    return {"config": asdict(cfg), "arms": {a: {"method": ARMS[a][0], "overrides": ARMS[a][1]} for a in arms},
+            "setups": setups, "rows": rows, "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def summarise(rows: list[dict[str, Any]], max_delta_nll: float = 0.10) -> list[dict[str, Any]]:
+    """Per arm: mean ± spread (population sd over the scenario × seed runs) of the held-out score
+    after the pass, its gain over the base, compliance, answering, ΔNLL, and per-scenario means."""
+    def ms(xs: list[float]) -> tuple[float | None, float | None]:
+        xs = [x for x in xs if x is not None]
+        if not xs:
+            return None, None
+        return statistics.fmean(xs), statistics.pstdev(xs) if len(xs) > 1 else 0.0
+
+    out = []
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        chosen = [r for r in rows if r["arm"] == arm]
+        by_scenario = {name: ms([r["score"] for r in chosen if r["scenario"] == name])
+                       for name in dict.fromkeys(r["scenario"] for r in chosen)}
+        score, spread = ms([r["score"] for r in chosen])
+        gain, gain_sd = ms([r["score"] - r["base"] for r in chosen])
+        dnll, dnll_sd = ms([r["delta_nll"] for r in chosen])
+        out.append({"arm": arm, "runs": len(chosen), "base": ms([r["base"] for r in chosen])[0],
+                    "score": score, "score_sd": spread, "gain": gain, "gain_sd": gain_sd,
+                    "compliance": ms([r["compliance"] for r in chosen])[0],
+                    "answers": ms([r["answers"] for r in chosen])[0], "delta_nll": dnll, "delta_nll_sd": dnll_sd,
+                    "max_delta_nll": max((r["delta_nll"] or 0) for r in chosen),
+                    "within_nll_bound": all((r["delta_nll"] or 0) <= max_delta_nll for r in chosen),
+                    "by_scenario": {k: v[0] for k, v in by_scenario.items()},
+                    "by_scenario_sd": {k: v[1] for k, v in by_scenario.items()}})
+    return out
+
+
+def render(summary: list[dict[str, Any]]) -> str:
+    scenarios = list(dict.fromkeys(s for row in summary for s in row["by_scenario"]))
+    rows = [[r["arm"], r["runs"], r["base"], _pm(r["score"], r["score_sd"]), _pm(r["gain"], r["gain_sd"]),
+             r["compliance"], r["answers"], _pm(r["delta_nll"], r["delta_nll_sd"], signed=True),
+             "yes" if r["within_nll_bound"] else f"NO (max {r['max_delta_nll']:+.2f})",
+             *[_pm(r["by_scenario"].get(s), r["by_scenario_sd"].get(s)) for s in scenarios]] for r in summary]
+    headers = ["arm", "runs", "base", "score after 1 pass", "gain", "compliance", "answers", "ΔNLL",
+               "every ΔNLL ≤ +0.10", *scenarios]
+    return markdown_table(headers, rows)
+
+
+def _pm(mean: float | None, sd: float | None, signed: bool = False) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:+.3f} ± {sd or 0:.3f}" if signed else f"{mean:.2f} ± {sd or 0:.2f}"
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.3f}"
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bench/ablate.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", help="Comma-separated scenario names (default all).")
+    ap.add_argument("--seeds", default="0", help="Comma-separated seeds (default 0).")
+    ap.add_argument("--arms", help=f"Comma-separated arms (default all): {', '.join(ARMS)}.")
+    ap.add_argument("--turns", type=int, default=32, help="Simulated turns before the one training pass (default 32).")
+    ap.add_argument("--heldout", type=int, default=8, help="Held-out prompts per scenario (default 8).")
+    ap.add_argument("--samples", type=int, default=2, help="Replies per held-out prompt (default 2).")
+    ap.add_argument("--max-tokens", dest="max_tokens", type=int, default=160, help="Longest reply (default 160).")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for llama.cpp and torch (default 1).")
+    ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting in every arm.")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON goes.")
+    ap.add_argument("--name", default="ablate", help="Results file name prefix (default ablate).")
+    ap.add_argument("--merge", nargs="+", type=Path, help="Only merge these result files and print the table.")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.personalize import parse_overrides
+
+    args = parser().parse_args(argv)
+    if args.merge:
+        rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
+        setups = [s for path in args.merge for s in json.loads(path.read_text())["setups"]]
+        summary = summarise(rows)
+        path = write_results(args.name, {"merged_from": [str(p) for p in args.merge], "setups": setups,
+                                         "rows": rows, "summary": summary}, args.out)
+        print(render(summary))
+        say(f"results: {path}")
+        return 0
+    arms = [a.strip() for a in (args.arms.split(",") if args.arms else ARMS) if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"unknown arm(s): {', '.join(unknown)}; choose from: {', '.join(ARMS)}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    overrides = {"n_threads": args.threads, "train_threads": args.threads, **parse_overrides(args.set or [])}
+    cfg = Config(scenarios=[s for s in (args.scenarios or "").split(",") if s], methods=["combined"],
+                 seeds=[int(s) for s in args.seeds.split(",")], updates=1, turns=args.turns, heldout=args.heldout,
+                 samples=args.samples, max_tokens=args.max_tokens, overrides=overrides)
+    workdir = Path(tempfile.mkdtemp(prefix="clawdesk-ablate-"))
+    try:
+        result = run(cfg, arms, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["summary"] = summarise(result["rows"])
+    path = write_results(args.name, result, args.out)
+    print(render(result["summary"]))
+    say(f"results: {path}  (wall time {result['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
