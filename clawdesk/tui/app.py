@@ -13,6 +13,7 @@ file's ``[keymap]``) and a command-palette entry; the single-letter message keys
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import threading
 from collections.abc import Callable, Iterable
@@ -161,6 +162,9 @@ class ClawDeskApp(App[None]):
             self.engine.on_swap = self._previous_on_swap
             if self._own_engine:
                 self.engine.close()
+        if getattr(self, "_scrub_pending", False):
+            with contextlib.suppress(ClawDeskError):
+                self.store.scrub()  # best effort: `clawdesk forget --compact` says if it still could not
         self.store.close()
         self._bg_store.close()
 
@@ -319,6 +323,7 @@ class ClawDeskApp(App[None]):
                 return
             self.chat.delete_conversation(cid)
             self.notify(f"Deleted “{name}” with its messages, feedback and samples.")
+            self._scrub()
             if self.conversation and self.conversation.id == cid:
                 await self.action_new_conversation()
             else:
@@ -326,6 +331,20 @@ class ClawDeskApp(App[None]):
 
         self.push_screen(ConfirmScreen(f"Delete “{name}”?\nIts messages, feedback and training samples "
                                        f"are deleted for good."), done)
+
+    @work(thread=True, exclusive=True, group="scrub")
+    def _scrub(self) -> None:
+        """Make the deleted text unrecoverable from the database files, as `clawdesk forget`
+        does, on its own connection in a worker (VACUUM can take seconds on a long history). If
+        another process holds the log open, it is tried again when the chat closes."""
+        store = open_store(self.store.path)
+        try:
+            store.scrub()
+            self._scrub_pending = False
+        except ClawDeskError:
+            self._scrub_pending = True
+        finally:
+            store.close()
 
     def action_system_prompt(self) -> None:
         if self.engine is None:

@@ -239,6 +239,7 @@ async def test_search_then_delete_conversation(engine, quick, store):
     keep = canned(store, "Zoo trip", [("What do zebras eat?", "Mostly grass.")])
     gone = canned(store, "Cooking", [("How long to boil an egg?", "About nine minutes.")])
     store.add_feedback(store.messages(gone)[1].id, "thumbs_up")
+    assert b"nine minutes" in db_bytes(store)
     app = ClawDeskApp(settings=quick, engine=engine)
     async with app.run_test(size=SIZE) as pilot:
         sidebar = app.query_one(Sidebar)
@@ -267,6 +268,15 @@ async def test_search_then_delete_conversation(engine, quick, store):
         assert [c.id for c in store.list_conversations()] == [keep]
         assert store.messages(gone) == []
         assert store.execute("select count(*) from feedback")[0][0] == 0
+        # and scrubbed from the file's bytes (free pages, full-text index, write-ahead log), as
+        # `clawdesk forget` does; the kept conversation is still there
+        await wait_until(pilot, lambda: b"nine minutes" not in db_bytes(store), 10, "scrubbed")
+        assert b"Mostly grass" in db_bytes(store)
+
+
+def db_bytes(store) -> bytes:
+    path = Path(store.path)
+    return b"".join(Path(str(path) + s).read_bytes() for s in ("", "-wal", "-shm") if Path(str(path) + s).exists())
 
 
 async def test_new_rename_and_system_prompt(engine, quick, store):
