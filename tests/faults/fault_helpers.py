@@ -15,7 +15,7 @@ from clawdesk import locations
 from clawdesk.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from clawdesk.cli import main; main()"]
+CLI = [sys.executable, "-m", "clawdesk"]  # the same entry point as the installed `clawdesk` command
 
 
 

@@ -48,6 +48,33 @@ def test_sigint_mid_reply_in_ask(clawdesk_home):
         store.close()
 
 
+# A real SIGINT, sent by the child to itself the moment Python starts importing the command line
+# (a meta-path hook fires on `clawdesk.cli`): the window a user hits by pressing Ctrl-C right after
+# Enter, made deterministic.
+SIGINT_DURING_IMPORT = """
+import os, signal, sys
+from clawdesk import _launch
+
+class SignalOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "clawdesk.cli":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, SignalOnImport())
+sys.argv = ["clawdesk", "--help"]
+_launch.main()
+"""
+
+
+def test_sigint_while_the_command_line_is_still_importing(clawdesk_home):
+    proc = subprocess.run([CLI[0], "-c", SIGINT_DURING_IMPORT], cwd=ROOT, env=child_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert "Interrupted — nothing was lost." in proc.stderr and "Traceback" not in proc.stderr
+    assert "Usage" not in proc.stdout  # it really stopped before the command ran
+
+
 async def wait_until(pilot, predicate, timeout: float = 120.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
