@@ -50,18 +50,25 @@ from bench.scenarios import load_scenarios  # noqa: E402
 # the student's top-k support. Every other arm changes one thing relative to the row it names.
 REFERENCE = {"train_w_demo": 0.0, "train_kl_coef": 0.0, "train_mix_positives": 0, "train_support": "student"}
 DEMO = {**REFERENCE, "train_w_demo": 1.0}
+# One pass of the shipped schedule is 1 epoch in batches of 16: two AdamW steps on ~30 samples.
+# "3×8" is the prototype's schedule (platform-notes): 3 epochs in batches of 8, ~12 steps.
+STEPS = {"train_epochs": 3, "train_batch_size": 8}
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
-    "+demo": ("combined", DEMO),
     "reference": ("combined", REFERENCE),
+    "+demo": ("combined", DEMO),
+    "+demo 3×8 lr3e-4": ("combined", {**DEMO, **STEPS, "train_lr": 3e-4}),
+    "reference 3×8 lr3e-4": ("combined", {**REFERENCE, **STEPS, "train_lr": 3e-4}),
+    "+demo 3×8 lr1e-4": ("combined", {**DEMO, **STEPS, "train_lr": 1e-4}),
+    "+demo 3×8 lr5e-4": ("combined", {**DEMO, **STEPS, "train_lr": 5e-4}),
+    "+demo 3×8 lr3e-4 union": ("combined", {**DEMO, **STEPS, "train_lr": 3e-4, "train_support": "union"}),
+    "+demo 3×8 lr3e-4 +kl0.1": ("combined", {**DEMO, **STEPS, "train_lr": 3e-4, "train_kl_coef": 0.1}),
     "+demo +kl0.1": ("combined", {**DEMO, "train_kl_coef": 0.1}),
     "+demo lr3e-4": ("combined", {**DEMO, "train_lr": 3e-4}),
     "+demo lr1e-4": ("combined", {**DEMO, "train_lr": 1e-4}),
     "+demo support=union": ("combined", {**DEMO, "train_support": "union"}),
-    "+demo 2 epochs": ("combined", {**DEMO, "train_epochs": 2}),
     "+demo support=teacher": ("combined", {**DEMO, "train_support": "teacher"}),
-    "+demo lr1e-3": ("combined", {**DEMO, "train_lr": 1e-3}),
-    "rl +demo": ("rl", DEMO),
-    "opd +demo": ("opd", DEMO),
+    "rl +demo 3×8 lr3e-4": ("rl", {**DEMO, **STEPS, "train_lr": 3e-4}),
+    "opd +demo 3×8 lr3e-4": ("opd", {**DEMO, **STEPS, "train_lr": 3e-4}),
     "defaults": ("combined", {}),
 }
 
@@ -173,31 +180,84 @@ def _slug(arm: str) -> str:
 
 # --- the whole ablation -------------------------------------------------------------------------
 
-def run(cfg: Config, arms: list[str], workdir: Path) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
-    setups: list[dict[str, Any]] = []
-    nll_pairs, base_nll = None, None
+def setup(sr: ScenarioRun) -> tuple[Point, dict[str, Any]]:
+    """The shared start of one (scenario, seed): base score, simulated turns, judged once. Kept in
+    ``start/setup.json`` so that an interrupted ablation resumes without redoing it (~6 min)."""
+    from bench.evaluate import GENERAL_PROMPTS, base_greedy_replies
+    from clawdesk.engine import Engine
+
+    saved = sr.root / "start" / "setup.json"
+    if saved.exists():
+        data = json.loads(saved.read_text())
+        base = Point(**data["base"])
+        if sr.nll_pairs is None or sr.base_nll is None:  # the base model's reference replies and NLL
+            from bench.common import bundled_model_path
+
+            engine = Engine(bundled_model_path(), n_ctx=2048, n_threads=sr.cfg.overrides.get("n_threads", 1))
+            try:
+                sr.nll_pairs = base_greedy_replies(engine, sr.cfg.nll_max_tokens, GENERAL_PROMPTS[: sr.cfg.nll_prompts])
+            finally:
+                engine.close()
+            with isolated_home(sr.root / "start"):
+                from clawdesk import locations
+                from clawdesk.store import open_store
+
+                store = open_store(locations.db_path())
+                try:
+                    sr.base_nll = served_nll(store, bundled_model_path(), sr.nll_pairs)
+                finally:
+                    store.close()
+        say(f"[{sr.scenario.name} seed {sr.seed}] reusing the judged start in {sr.root}")
+        return base, data
+    base, stats, sim_s = sr.start()
+    say(f"[{sr.scenario.name} seed {sr.seed}] judging the {stats.turns} turns once for every arm")
+    judged = prejudge(sr)
+    data = {"scenario": sr.scenario.name, "seed": sr.seed, "base": asdict(base), "session": stats.to_dict(),
+            "simulate_s": round(sim_s, 1), "judged": judged}
+    saved.write_text(json.dumps(data, default=str))
+    say(f"[{sr.scenario.name} seed {sr.seed}] base {base.score:.2f}; {stats.feedback_turns} feedback turns; "
+        f"judged {judged}")
+    return base, data
+
+
+def run(cfg: Config, arms: list[str], workdir: Path, rows_file: Path) -> dict[str, Any]:
+    """Every arm on every (scenario, seed); each finished row is appended to ``rows_file`` at once,
+    and rows already there are not redone (resume after an interruption)."""
+    done = {(r["scenario"], r["seed"], r["arm"]) for r in _read_rows(rows_file)}
     started = time.perf_counter()
+    # All setups first, then arm by arm across them: if the run is cut short, every finished arm
+    # has been measured on every (scenario, seed), so its mean ± spread is complete.
+    starts: list[tuple[ScenarioRun, Point, dict[str, Any]]] = []
+    nll_pairs, base_nll = None, None
     for seed in cfg.seeds:
         for scenario in load_scenarios(cfg.scenarios or None):
+            if all((scenario.name, seed, a) in done for a in arms):
+                continue
             sr = ScenarioRun(scenario, seed, cfg, workdir, nll_pairs, base_nll)
-            base, stats, sim_s = sr.start()
+            base, data = setup(sr)
             nll_pairs, base_nll = sr.nll_pairs, sr.base_nll
-            say(f"[{scenario.name} seed {seed}] judging the {stats.turns} turns once for every arm")
-            judged = prejudge(sr)
-            setups.append({"scenario": scenario.name, "seed": seed, "base": asdict(base), "session": stats.to_dict(),
-                           "simulate_s": round(sim_s, 1), "judged": judged})
-            say(f"[{scenario.name} seed {seed}] base {base.score:.2f}; {stats.feedback_turns} feedback turns; "
-                f"judged {judged}")
-            for arm in arms:
-                row = run_arm(sr, arm, base)
-                rows.append(row)
-                say(f"[{scenario.name} seed {seed}] {arm}: score {base.score:.2f} → {row['score']:.2f} "
-                    f"(compliance {row['compliance']:.2f}, answers {row['answers']:.2f}, "
-                    f"ΔNLL {_fmt(row['delta_nll'])}; train {row['timings']['train_s']:.0f} s)")
-            shutil.rmtree(sr.root, ignore_errors=True)  # homes are big (adapters, torch copies)
+            starts.append((sr, base, data))
+    for arm in arms:
+        for sr, base, _ in starts:
+            if (sr.scenario.name, sr.seed, arm) in done:
+                continue
+            sr.nll_pairs, sr.base_nll = nll_pairs, base_nll
+            row = run_arm(sr, arm, base)
+            with rows_file.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row, default=str) + "\n")
+            say(f"[{sr.scenario.name} seed {sr.seed}] {arm}: score {base.score:.2f} → {row['score']:.2f} "
+                f"(compliance {row['compliance']:.2f}, answers {row['answers']:.2f}, "
+                f"ΔNLL {_fmt(row['delta_nll'])}; train {row['timings']['train_s']:.0f} s)")
+    setups = [data for _, _, data in starts]
     return {"config": asdict(cfg), "arms": {a: {"method": ARMS[a][0], "overrides": ARMS[a][1]} for a in arms},
-            "setups": setups, "rows": rows, "wall_s": round(time.perf_counter() - started, 1)}
+            "setups": setups, "rows": [r for r in _read_rows(rows_file) if r["arm"] in arms],
+            "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def summarise(rows: list[dict[str, Any]], max_delta_nll: float = 0.10) -> list[dict[str, Any]]:
@@ -262,7 +322,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting in every arm.")
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON goes.")
     ap.add_argument("--name", default="ablate", help="Results file name prefix (default ablate).")
-    ap.add_argument("--merge", nargs="+", type=Path, help="Only merge these result files and print the table.")
+    ap.add_argument("--workdir", type=Path, help="Keep the judged start homes here; a later run with the same "
+                    "workdir and --out resumes (default: a temp dir, deleted).")
+    ap.add_argument("--merge", nargs="+", type=Path, help="Only merge these result files (.json or -rows.jsonl) "
+                    "and print the table.")
     return ap
 
 
@@ -271,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     if args.merge:
-        rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
-        setups = [s for path in args.merge for s in json.loads(path.read_text())["setups"]]
+        rows = [row for path in args.merge for row in (
+            _read_rows(path) if path.suffix == ".jsonl" else json.loads(path.read_text())["rows"])]
+        setups = [s for path in args.merge if path.suffix == ".json" for s in json.loads(path.read_text())["setups"]]
         summary = summarise(rows)
         path = write_results(args.name, {"merged_from": [str(p) for p in args.merge], "setups": setups,
                                          "rows": rows, "summary": summary}, args.out)
@@ -290,11 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(scenarios=[s for s in (args.scenarios or "").split(",") if s], methods=["combined"],
                  seeds=[int(s) for s in args.seeds.split(",")], updates=1, turns=args.turns, heldout=args.heldout,
                  samples=args.samples, max_tokens=args.max_tokens, overrides=overrides)
-    workdir = Path(tempfile.mkdtemp(prefix="clawdesk-ablate-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clawdesk-ablate-"))
+    args.out.mkdir(parents=True, exist_ok=True)
     try:
-        result = run(cfg, arms, workdir)
+        result = run(cfg, arms, workdir, args.out / f"{args.name}-rows.jsonl")
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
     result["summary"] = summarise(result["rows"])
     path = write_results(args.name, result, args.out)
     print(render(result["summary"]))
