@@ -220,7 +220,8 @@ def setup(sr: ScenarioRun) -> tuple[Point, dict[str, Any]]:
     return base, data
 
 
-def run(cfg: Config, arms: list[str], workdir: Path, rows_file: Path) -> dict[str, Any]:
+def run(cfg: Config, arms: list[str], workdir: Path, rows_file: Path,
+        scenario_dir: Path | None = None) -> dict[str, Any]:
     """Every arm on every (scenario, seed); each finished row is appended to ``rows_file`` at once,
     and rows already there are not redone (resume after an interruption)."""
     done = {(r["scenario"], r["seed"], r["arm"]) for r in _read_rows(rows_file)}
@@ -230,7 +231,7 @@ def run(cfg: Config, arms: list[str], workdir: Path, rows_file: Path) -> dict[st
     starts: list[tuple[ScenarioRun, Point, dict[str, Any]]] = []
     nll_pairs, base_nll = None, None
     for seed in cfg.seeds:
-        for scenario in load_scenarios(cfg.scenarios or None):
+        for scenario in load_scenarios(cfg.scenarios or None, **({'folder': scenario_dir} if scenario_dir else {})):
             if all((scenario.name, seed, a) in done for a in arms):
                 continue
             sr = ScenarioRun(scenario, seed, cfg, workdir, nll_pairs, base_nll)
@@ -312,6 +313,9 @@ def _fmt(x: float | None) -> str:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bench/ablate.py", description=__doc__.splitlines()[0])
     ap.add_argument("--scenarios", help="Comma-separated scenario names (default all).")
+    ap.add_argument("--scenario-dir", dest="scenario_dir", type=Path,
+                    help="Folder of scenario files (default bench/scenarios; bench/scenarios/heldback holds the "
+                    "scenarios written after the defaults were frozen).")
     ap.add_argument("--seeds", default="0", help="Comma-separated seeds (default 0).")
     ap.add_argument("--arms", help=f"Comma-separated arms (default all): {', '.join(ARMS)}.")
     ap.add_argument("--turns", type=int, default=32, help="Simulated turns before the one training pass (default 32).")
@@ -357,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clawdesk-ablate-"))
     args.out.mkdir(parents=True, exist_ok=True)
     try:
-        result = run(cfg, arms, workdir, args.out / f"{args.name}-rows.jsonl")
+        result = run(cfg, arms, workdir, args.out / f"{args.name}-rows.jsonl", args.scenario_dir)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -22,8 +22,12 @@ def scenarios():
 
 
 def test_every_bundled_scenario_loads_with_disjoint_pools(scenarios):
+    from bench.scenarios import SCENARIO_DIR
+
+    heldback = {s.name: s for s in load_scenarios(folder=SCENARIO_DIR / "heldback")}
     assert {"plain", "brief", "greet", "summary"} <= set(scenarios)
-    for s in scenarios.values():
+    assert {"tldr", "plainshort", "hope"} <= set(heldback) and not set(heldback) & set(scenarios)
+    for s in [*scenarios.values(), *heldback.values()]:
         assert len(s.train) >= 8 and len(s.heldout) >= 4
         assert not {p.text for p in s.train} & {p.text for p in s.heldout}
         assert s.complaints and s.preference
@@ -212,6 +216,24 @@ def test_personalize_runs_one_update_through_the_real_pipeline(tmp_path):
     assert set(report["seconds"]) >= {"judge"}
     if report["decision"] == "promoted":  # scored again on the promoted version, with the regression check
         assert points[1]["version"] == report["version"] and points[1]["delta_nll"] is not None
+
+
+@pytest.mark.slow
+def test_ablation_trains_each_arm_on_the_same_judged_turns(tmp_path):
+    run_script("bench/ablate.py", "--scenarios", "brief", "--turns", "3", "--heldout", "1", "--samples", "1",
+               "--max-tokens", "16", "--arms", "+demo,reference", "--set", "judge_votes=1", "--set", "train_rank=4",
+               "--out", str(tmp_path), timeout=1200)
+    data = json.loads((tmp_path / "ablate-latest.json").read_text())
+    assert [r["arm"] for r in data["rows"]] == ["+demo", "reference"]
+    assert data["setups"][0]["judged"]["samples"] >= 1  # judged once, in the shared home
+    demo, ref = data["rows"]
+    assert demo["overrides"]["train_w_demo"] == 1.0 and ref["overrides"]["train_w_demo"] == 0.0
+    for row in data["rows"]:
+        assert 0.0 <= row["score"] <= row["compliance"] <= 1.0 and row["delta_nll"] is not None
+    assert {s["arm"] for s in data["summary"]} == {"+demo", "reference"}
+    merged = run_script("bench/ablate.py", "--merge", str(tmp_path / "ablate-latest.json"), "--out", str(tmp_path),
+                        "--name", "merged")
+    assert "| +demo | 1 |" in merged.stdout
 
 
 @pytest.mark.slow
