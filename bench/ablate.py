@@ -300,6 +300,34 @@ def render(summary: list[dict[str, Any]]) -> str:
     return markdown_table(headers, rows)
 
 
+def plot(summary: list[dict[str, Any]], path: Path) -> Path:
+    """Held-out score after one pass per arm and scenario (bars: mean over seeds, whiskers: sd);
+    the dotted line is the issue's target, 0.8."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(dict.fromkeys(s for row in summary for s in row["by_scenario"]))
+    width = 0.8 / max(1, len(summary))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(scenarios), 3.6))
+    for i, row in enumerate(summary):
+        xs = [j + (i - (len(summary) - 1) / 2) * width for j in range(len(scenarios))]
+        ys = [row["by_scenario"].get(s) or 0.0 for s in scenarios]
+        err = [row["by_scenario_sd"].get(s) or 0.0 for s in scenarios]
+        ax.bar(xs, ys, width, yerr=err, capsize=2, label=row["arm"])
+    ax.set_xticks(range(len(scenarios)), scenarios)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("held-out score after one pass")
+    ax.axhline(0.8, color="grey", linestyle=":", linewidth=1)
+    ax.legend(fontsize=6, loc="upper right", ncol=2)
+    ax.set_title("ClawDesk ablations: compliant AND answering, mean ± sd over seeds", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _pm(mean: float | None, sd: float | None, signed: bool = False) -> str:
     if mean is None:
         return "–"
@@ -345,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         path = write_results(args.name, {"merged_from": [str(p) for p in args.merge], "setups": setups,
                                          "rows": rows, "summary": summary}, args.out)
         print(render(summary))
-        say(f"results: {path}")
+        say(f"results: {path}; plot: {plot(summary, path.with_suffix('.png'))}")
         return 0
     arms = [a.strip() for a in (args.arms.split(",") if args.arms else ARMS) if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
