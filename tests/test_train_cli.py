@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 def test_train_now_cli_produces_a_candidate_and_a_run_record(chat, monkeypatch):
     for key, value in {"TRAIN_RANK": "4", "TRAIN_ALPHA": "8", "TRAIN_BATCH_SIZE": "2", "TRAIN_W_DEMO": "1.0",
-                       "TRAIN_HELDOUT_FRACTION": "0.25", "TRAIN_THREADS": "1"}.items():
+                       "TRAIN_HELDOUT_FRACTION": "0.25", "TRAIN_THREADS": "1", "TRAIN_EPOCHS": "1",
+                       "TRAIN_LR": "5e-4"}.items():
         monkeypatch.setenv(f"CLAWDESK_{key}", value)
     store = chat.store
     down = add_sample(chat, "Describe the sea.", reward=-1.0, hints=["Keep it under ten words."], seed=4)

@@ -44,8 +44,8 @@ def chat(store, engine, settings, hf_cache) -> ChatService:
 
 def tiny(settings, **changes):
     """Small, fast training settings for tests (rank 4, nothing held out unless asked)."""
-    base = dict(train_rank=4, train_alpha=8.0, train_batch_size=4, train_heldout_fraction=0.0, train_seed=0,
-                train_threads=1)
+    base = dict(train_rank=4, train_alpha=8.0, train_batch_size=4, train_epochs=1, train_lr=5e-4,
+                train_heldout_fraction=0.0, train_seed=0, train_threads=1)  # independent of the product defaults
     return settings.replace(**{**base, **changes})
 
 
