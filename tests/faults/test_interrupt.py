@@ -53,6 +53,9 @@ def test_sigint_mid_reply_in_ask(clawdesk_home):
 # Enter, made deterministic.
 SIGINT_DURING_IMPORT = """
 import os, signal, sys
+# As from a terminal: a child inherits an ignored SIGINT from its parent, and earlier tests in the
+# same pytest process (the TUI's) leave it ignored, so the child would never see the signal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from clawdesk import _launch
 
 class SignalOnImport:
