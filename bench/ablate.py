@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import RESULTS, isolated_home, markdown_table, say, write_results  # noqa: E402
-from bench.evaluate import served_nll  # noqa: E402
+from bench.evaluate import adapter_nll, served_nll  # noqa: E402
 from bench.personalize import Config, Point, ScenarioRun, home_settings  # noqa: E402
 from bench.scenarios import load_scenarios  # noqa: E402
 
@@ -149,29 +149,10 @@ def score_candidate(run: ScenarioRun, store, settings, run_id: int) -> dict[str,
         held = run._heldout(engine, settings)
     finally:
         engine.close()
-    nll = _candidate_nll(base_gguf, Path(record.candidate_path), run.nll_pairs or [])
+    nll = adapter_nll(base_gguf, record.candidate_path, run.nll_pairs or [])
     return {"score": held.score, "compliance": held.compliance, "answers": held.answers,
             "mean_words": held.mean_words,
             "delta_nll": None if run.base_nll is None else nll - run.base_nll, "examples": held.examples}
-
-
-def _candidate_nll(base_gguf: str, peft_dir: Path, pairs: list) -> float:
-    import torch
-    from peft import PeftModel
-
-    from clawdesk.engine.torch_model import load_model
-    from clawdesk.train.scoring import response_logprobs
-
-    model, _ = load_model(base_gguf)
-    model = PeftModel.from_pretrained(model, str(peft_dir))
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for prompt, response in pairs:
-            logp = response_logprobs(model, [(prompt, response)])[0]
-            total -= float(logp.gather(-1, torch.tensor(response)[:, None]).sum())
-            count += len(response)
-    return total / max(1, count)
 
 
 def _slug(arm: str) -> str:

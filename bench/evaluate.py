@@ -92,6 +92,13 @@ def base_greedy_replies(engine: Engine, max_tokens: int, prompts: list[str] = GE
 
 def served_nll(store: Store, model_path: str, pairs: list[tuple[list[int], list[int]]]) -> float:
     """Mean per-token NLL of ``pairs``' responses under the served weights, in torch."""
+    version = store.served_version()
+    return adapter_nll(model_path, store.get_adapter(version).path if version is not None else None, pairs)
+
+
+def adapter_nll(model_path: str, peft_dir: str | None, pairs: list[tuple[list[int], list[int]]]) -> float:
+    """Mean per-token NLL of ``pairs``' responses under the base model (+ the peft adapter in
+    ``peft_dir``, if any), in torch — the trainer's own forward."""
     import torch
     from peft import PeftModel
 
@@ -99,9 +106,8 @@ def served_nll(store: Store, model_path: str, pairs: list[tuple[list[int], list[
     from clawdesk.train.scoring import response_logprobs
 
     model, _ = load_model(model_path)
-    version = store.served_version()
-    if version is not None:
-        model = PeftModel.from_pretrained(model, store.get_adapter(version).path)
+    if peft_dir is not None:
+        model = PeftModel.from_pretrained(model, str(peft_dir))
         model.eval()
     total, count = 0.0, 0
     with torch.no_grad():

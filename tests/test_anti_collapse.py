@@ -19,7 +19,6 @@ reference anchors — otherwise this test shows nothing about the anchors.
 from __future__ import annotations
 
 import pytest
-import torch
 from train_samples import add_sample, chat, one_torch_thread, tiny  # noqa: F401 (fixtures)
 
 from clawdesk.settings import Settings
@@ -41,21 +40,9 @@ REFERENCE = dict(train_kl_coef=0.0, train_mix_positives=0, train_w_demo=0.0)
 
 
 def _regression_nll(candidate_dir: str | None, shared_hf, pairs) -> float:
-    from peft import PeftModel
+    from bench.evaluate import adapter_nll  # the personalisation benchmark's regression check
 
-    from clawdesk.engine.torch_model import load_model
-    from clawdesk.train.scoring import response_logprobs
-
-    model, _ = load_model(shared_hf)
-    if candidate_dir:
-        model = PeftModel.from_pretrained(model, candidate_dir).eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for prompt, response in pairs:
-            logp = response_logprobs(model, [(prompt, response)])[0]
-            total -= float(logp.gather(-1, torch.tensor(response)[:, None]).sum())
-            count += len(response)
-    return total / count
+    return adapter_nll(str(shared_hf), candidate_dir, pairs)
 
 
 @pytest.fixture(scope="module")
