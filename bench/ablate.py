@@ -56,6 +56,7 @@ STEPS = {"train_epochs": 3, "train_batch_size": 8}
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "reference": ("combined", REFERENCE),
     "+demo": ("combined", DEMO),
+    "+demo copy0.1": ("combined", {**DEMO, "train_demo_copy_weight": 0.1}),
     "+demo 3×8 lr3e-4": ("combined", {**DEMO, **STEPS, "train_lr": 3e-4}),
     "reference 3×8 lr3e-4": ("combined", {**REFERENCE, **STEPS, "train_lr": 3e-4}),
     "+demo 3×8 lr1e-4": ("combined", {**DEMO, **STEPS, "train_lr": 1e-4}),

@@ -64,6 +64,7 @@ class Settings:
     train_w_rl: float = _f(1.0, "Weight of the binary-RL (evaluative) term.")
     train_w_opd: float = _f(1.0, "Weight of the on-policy distillation (directive) term.")
     train_w_demo: float = _f(1.0, "Weight of the demonstration NLL on user corrections (method.md §7.1). 1.0: the prototype measured it as the strongest single addition on the 135M model (platform-notes.md); 0 = the reference method.")
+    train_demo_copy_weight: float = _f(1.0, "Weight, relative to the tokens the user changed, of the tokens a correction copies unchanged from the model's own reply (method.md §7.1). 1.0 = plain NLL over the whole corrected answer; lower values focus the demonstration on the edit (a greeting added in front of a 130-token reply is 3% of a plain mean).")
     train_kl_coef: float = _f(0.0, "k3 KL-to-reference coefficient (0 = off).")
     train_eps: float = _f(0.2, "PPO ratio clip, lower side (1 - eps).")
     train_eps_high: float = _f(0.28, "PPO ratio clip, upper side (1 + eps_high).")

@@ -12,7 +12,8 @@ Per response token of an on-policy sample:
 
 averaged over the sample's response tokens, then over the batch (``sum of sample means`` / B),
 so a long answer weighs as much as a short one. A demonstration sample (a user's corrected
-answer, off-policy) contributes only ``w_demo`` · NLL of its tokens.
+answer, off-policy) contributes only ``w_demo`` · NLL of its tokens, optionally weighted toward
+the tokens the user changed (``demo_weights``, mean 1 per sample; scoring.edit_weights).
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ class LossBatch:
     support_teacher_logp: Tensor  # [B, T, K]
     support_mask: Tensor  # [B, T, K] bool
     ref_logp: Tensor | None = None  # log π_ref(a_t), needed when kl_coef > 0
+    demo_weights: Tensor | None = None  # [B, T] per-token demonstration weights (1 = plain NLL)
 
 
 def combined_loss(b: LossBatch, cfg: LossConfig) -> tuple[Tensor, dict[str, float]]:
@@ -210,7 +212,8 @@ def combined_loss(b: LossBatch, cfg: LossConfig) -> tuple[Tensor, dict[str, floa
             raise ValueError("kl_coef > 0 needs ref_logp")
         kl_ref = torch.where(on_policy, k3_kl(b.logp, b.ref_logp), zero)
         token = token + cfg.kl_coef * kl_ref
-    demo = torch.where(b.is_demo[:, None] & mask, demo_nll(b.logp), zero)
+    demo_tok = demo_nll(b.logp) if b.demo_weights is None else demo_nll(b.logp) * b.demo_weights.detach()
+    demo = torch.where(b.is_demo[:, None] & mask, demo_tok, zero)
     token = torch.where(b.is_demo[:, None], cfg.w_demo * demo, token)
 
     per_sample = sample_means(token, mask)

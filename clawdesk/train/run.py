@@ -44,7 +44,7 @@ from typing import Any
 import psutil
 
 from .. import catalog, locations
-from ..errors import PipelineBusy, TrainingError
+from ..errors import PipelineBusy, StoreError, TrainingError
 from ..records import Sample, TrainProgress, TrainResult
 from ..settings import Settings
 from ..store import Store
@@ -111,11 +111,11 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
             topk=settings.train_topk, support=settings.train_support, teacher=settings.train_teacher,
             context_tokens=settings.train_context_tokens, use_opd=weights.w_opd > 0,
             need_ref=settings.train_kl_coef > 0, anchor_to_base=settings.train_anchor_to_base,
-            micro_batch=_micro_batch(settings, backend.device))
+            micro_batch=_micro_batch(settings, backend.device), demo_copy_weight=settings.train_demo_copy_weight)
         score_start = time.perf_counter()
         scored: list[Scored] = []
         for i, sample in enumerate(usable + mixed):
-            scored.append(score_sample(model, tokenizer, sample, score_cfg))
+            scored.append(score_sample(model, tokenizer, sample, score_cfg, _corrected_reply(store, sample)))
             report(TrainProgress("score", i + 1, len(usable) + len(mixed), "scoring student and teacher log-probs"))
         score_s = time.perf_counter() - score_start
         summary = _scoring_summary(scored, usable, tokenizer, settings)
@@ -203,7 +203,7 @@ def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
     device = next(model.parameters()).device
     logps = response_logprobs(model, [(s.prompt_ids, s.response_ids) for s in items])  # [T_i, V] each
     width = max((s.support_ids.shape[-1] for s in items if s.support_ids is not None), default=1)
-    tok, old, teacher, ref, sup, sup_old, sup_teacher, sup_mask = ([] for _ in range(8))
+    tok, old, teacher, ref, sup, sup_old, sup_teacher, sup_mask, demo_w = ([] for _ in range(9))
     for s, lp in zip(items, logps):
         targets = torch.tensor(s.response_ids, device=device)[:, None]  # [T, 1]
         t = len(s.response_ids)
@@ -213,6 +213,7 @@ def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
         old.append(o)
         teacher.append(s.teacher_logp.to(device) if s.teacher_logp is not None else o)
         ref.append(s.ref_logp.to(device) if s.ref_logp is not None else o)
+        demo_w.append(s.token_weights.to(device) if s.token_weights is not None else torch.ones(t, device=device))
         if s.support_ids is not None:
             ids = s.support_ids.to(device)
             sup.append(lp.gather(-1, ids))  # log π_θ on the support, [T, K], with grad
@@ -237,7 +238,8 @@ def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
         is_demo=torch.tensor([s.is_demo for s in items], device=device),
         teacher_logp=pad(teacher), support_logp=pad(sup), support_old_logp=pad(sup_old),
         support_teacher_logp=pad(sup_teacher), support_mask=pad(sup_mask),
-        ref_logp=pad(ref))  # π_old where no reference was scored (demos, which get no KL term)
+        ref_logp=pad(ref),  # π_old where no reference was scored (demos, which get no KL term)
+        demo_weights=pad(demo_w) if any(s.token_weights is not None for s in items) else None)
 
 
 def evaluate_loss(model: Any, items: list[Scored], cfg: LossConfig) -> float:
@@ -307,6 +309,17 @@ def _base_dir(entry: Any) -> Path:
     if entry.hf_checkpoint and Path(entry.hf_checkpoint).expanduser().is_dir():
         return Path(entry.hf_checkpoint).expanduser()
     return hf_dir_for(entry.path)
+
+
+def _corrected_reply(store: Store, sample: Sample) -> list[int] | None:
+    """The model's own reply a demonstration corrects (its logged token ids), for edit_weights;
+    None for other samples or when the message is gone."""
+    if sample.source != "demo":
+        return None
+    try:
+        return list(store.get_message(sample.message_id).response_token_ids or [])
+    except StoreError:
+        return None
 
 
 def _micro_batch(settings: Settings, device: str) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ class ScoreConfig:
     need_ref: bool = False  # k3 KL to the base weights
     anchor_to_base: bool = False  # rewarded, hint-less samples: the base model as teacher
     micro_batch: int = 1
+    demo_copy_weight: float = 1.0  # see edit_weights
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Scored:
     hint_index: int | None = None
     overlaps: list[float] = field(default_factory=list)  # mean |S^q ∩ S^p| per position, per hint
     truncated: int = 0  # context tokens cut from the left
+    token_weights: Tensor | None = None  # [T], demos only: per-token NLL weights, mean 1 (edit_weights)
 
     @property
     def has_hint(self) -> bool:
@@ -100,6 +103,34 @@ def fit_context(prompt_ids: list[int], response_ids: list[int], budget: int) -> 
     keep_prompt = max(1, budget - len(response))
     prompt = prompt_ids[-keep_prompt:]
     return prompt, response, len(prompt_ids) - len(prompt)
+
+
+# --- where a correction differs ----------------------------------------------------------------
+
+def edit_weights(original: list[int], corrected: list[int], copy_weight: float) -> list[float] | None:
+    """Per-token weights for a demonstration: 1 where the user changed the model's reply,
+    ``copy_weight`` where the correction copies it, rescaled to mean 1.
+
+    Why: what a correction teaches is in its edit. Tokens copied from the model's own reply are
+    already likely under the model; in a plain mean they swamp the few tokens that carry the wish
+    ("Hi Sam!" in front of a 130-token reply is 3% of the loss). A token counts as copied when it
+    continues a run aligned with the original (difflib's matching blocks, on token ids); the first
+    token of each later run counts as edited, because its context changed — that is where a
+    deletion shows (a reply cut short: the end-of-turn token after the cut). ``None`` when the
+    weights would be uniform (copy_weight 1, or nothing to compare with).
+    """
+    if copy_weight >= 1.0 or not original or not corrected:
+        return None
+    weights = [1.0] * len(corrected)
+    matcher = difflib.SequenceMatcher(None, original, corrected, autojunk=False)
+    for a, b, size in matcher.get_matching_blocks():
+        first_copied = b if (a == 0 and b == 0) else b + 1
+        for j in range(first_copied, b + size):
+            weights[j] = copy_weight
+    total = sum(weights)
+    if total <= 0:
+        return None
+    return [w * len(weights) / total for w in weights]
 
 
 # --- the one forward pass -----------------------------------------------------------------------
@@ -145,13 +176,19 @@ def _adapter_off(model: Any):
 # --- scoring one sample -------------------------------------------------------------------------
 
 @torch.no_grad()
-def score_sample(model: Any, tokenizer: Any, sample: Sample, cfg: ScoreConfig) -> Scored:
-    """Everything the loss needs about one sample, computed under π_old (the weights as loaded)."""
+def score_sample(model: Any, tokenizer: Any, sample: Sample, cfg: ScoreConfig,
+                 original_ids: list[int] | None = None) -> Scored:
+    """Everything the loss needs about one sample, computed under π_old (the weights as loaded).
+    ``original_ids``: for a demonstration, the model's own reply it corrects (edit_weights)."""
     prompt, response, cut = fit_context(sample.prompt_token_ids, sample.response_token_ids, cfg.context_tokens)
     scored = Scored(sample.id, sample.message_id, sample.source == "demo", float(sample.reward or 0.0),
                     prompt, response, truncated=cut)
     if scored.is_demo:
-        return scored  # off-policy: only the NLL of its tokens, nothing to score in advance
+        # off-policy: only the NLL of its tokens, nothing to score in advance
+        weights = edit_weights(original_ids or [], response, cfg.demo_copy_weight)
+        if weights is not None:
+            scored.token_weights = torch.tensor(weights)
+        return scored
     targets = torch.tensor(response)[:, None]  # [T, 1] for gathering the sampled token
     student = _batched(model, [(prompt, response)], 1)[0]  # [T, V] under π_old
     scored.old_logp = student.gather(-1, targets).squeeze(-1)
