@@ -176,6 +176,29 @@ def test_combined_loss_demo_and_kl():
     assert stats["kl_ref"] == pytest.approx(5 * k3, rel=1e-5)
 
 
+def test_demo_weights_shift_the_nll_toward_the_edit():
+    """Per-token demonstration weights (mean 1) move the sample's NLL onto the weighted tokens."""
+    logp = torch.log(torch.tensor([[0.5, 0.25, 0.5], [0.5, 0.5, 0.5]]))
+    b = _batch(is_demo=torch.tensor([True, False]), rewards=torch.tensor([0.0, 1.0]),
+               logp=logp.clone().requires_grad_(True), demo_weights=torch.tensor([[0.5, 2.0, 0.5], [1.0, 1.0, 1.0]]))
+    per_sample, _ = combined_loss(b, LossConfig(w_demo=1.0))
+    # (0.5·ln2 + 2·ln4 + 0.5·ln2) / 3 = 5·ln2 / 3, against (ln2 + ln4 + ln2) / 3 = 4·ln2 / 3 unweighted
+    assert float(per_sample[0]) == pytest.approx(5 * ln(2) / 3, rel=1e-6)
+
+
+def test_edit_weights_mark_what_the_user_changed():
+    from clawdesk.train.scoring import edit_weights
+
+    reply = [5, 6, 7, 8, 9, 2]  # the model's own tokens, 2 = end of turn
+    # a greeting put in front: 3 new tokens + the first copied token (its context changed) weigh 1,
+    # the 5 copied ones 0.1; sum 4 + 0.5 = 4.5 over 9 tokens → rescaled by 9 / 4.5 = 2
+    assert edit_weights(reply, [1, 3, 4, 5, 6, 7, 8, 9, 2], 0.1) == pytest.approx([2.0] * 4 + [0.2] * 5)
+    # a reply cut short: the end-of-turn token after the cut is the edit; 3·0.1 + 1 = 1.3 over 4
+    assert edit_weights(reply, [5, 6, 7, 2], 0.1) == pytest.approx([0.4 / 1.3] * 3 + [4 / 1.3])
+    assert edit_weights(reply, reply, 0.1) == pytest.approx([1.0] * 6)  # nothing changed: plain NLL
+    assert edit_weights(reply, [1, 2], 1.0) is None and edit_weights([], [1, 2], 0.1) is None
+
+
 def test_opd_gradient_raises_the_teacher_preferred_token():
     """A few SGD steps on the OPD term alone move π_θ toward what the hinted teacher prefers."""
     torch.manual_seed(0)

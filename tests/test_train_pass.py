@@ -13,7 +13,7 @@ from train_samples import (  # noqa: F401 (fixtures)
 
 from clawdesk.train.backend import Backend, choose_backend, load_trainable, trainable_parameters
 from clawdesk.train.loss import LossConfig
-from clawdesk.train.run import evaluate_loss, loss_batch, loss_config, train_step
+from clawdesk.train.run import _corrected_reply, evaluate_loss, loss_batch, loss_config, train_step
 from clawdesk.train.scoring import HINT_TAG, ScoreConfig, render_prompt, score_sample, teacher_messages
 
 pytestmark = pytest.mark.slow
@@ -133,6 +133,11 @@ def test_extension_settings_support_subsets_v1_kl_demo_and_anchor(chat, settings
 
     demo_item = score_sample(model, tokenizer, demo, ScoreConfig())
     assert demo_item.is_demo and demo_item.response_ids[-1] == 2  # the corrected text + <|im_end|>
+    assert demo_item.token_weights is None  # train_demo_copy_weight 1.0: plain NLL
+    original = _corrected_reply(chat.store, demo)  # the reply the user corrected, as logged
+    assert original == rated.response_token_ids and _corrected_reply(chat.store, rated) is None
+    focused = score_sample(model, tokenizer, demo, ScoreConfig(demo_copy_weight=0.1), original)
+    assert focused.token_weights is not None and float(focused.token_weights.mean()) == pytest.approx(1.0)
     items = [score_sample(model, tokenizer, rated, ScoreConfig(need_ref=True)), anchored, demo_item]
     items[1].ref_logp = items[1].old_logp
     cfg = LossConfig(w_demo=1.0, kl_coef=0.05, opd_variant="v1")
