@@ -222,7 +222,7 @@ def test_personalize_runs_one_update_through_the_real_pipeline(tmp_path):
 def test_ablation_trains_each_arm_on_the_same_judged_turns(tmp_path):
     run_script("bench/ablate.py", "--scenarios", "brief", "--turns", "3", "--heldout", "1", "--samples", "1",
                "--max-tokens", "16", "--arms", "+demo,reference", "--set", "judge_votes=1", "--set", "train_rank=4",
-               "--out", str(tmp_path), timeout=1200)
+               "--out", str(tmp_path), "--workdir", str(tmp_path / "homes"), timeout=1200)
     data = json.loads((tmp_path / "ablate-latest.json").read_text())
     assert [r["arm"] for r in data["rows"]] == ["+demo", "reference"]
     assert data["setups"][0]["judged"]["samples"] >= 1  # judged once, in the shared home
@@ -234,6 +234,16 @@ def test_ablation_trains_each_arm_on_the_same_judged_turns(tmp_path):
     merged = run_script("bench/ablate.py", "--merge", str(tmp_path / "ablate-latest.json"), "--out", str(tmp_path),
                         "--name", "merged")
     assert "| +demo | 1 |" in merged.stdout
+
+    # the step-by-step learning curve runs on the judged home the ablation left behind
+    run_script("bench/learning_curve.py", "--home", str(tmp_path / "homes" / "brief-seed0" / "start"), "--scenario",
+               "brief", "--target", "Sure.", "--config", '{"train_rank": 4, "train_batch_size": 1}',
+               "--out", str(tmp_path), timeout=600)
+    points = json.loads((tmp_path / "learning_curve-latest.json").read_text())["curves"][0]["points"]
+    assert [p["step"] for p in points] == list(range(len(points))) and len(points) >= 2  # one row per step
+    assert points[0]["delta_nll"] == 0.0 and all(p["target_logp"] < 0 for p in points)
+    assert points[-1]["target_logp"] != points[0]["target_logp"]  # the steps changed the model
+    assert (tmp_path / "learning_curve-latest.png").exists()
 
 
 @pytest.mark.slow
