@@ -56,11 +56,11 @@ class Settings:
     # --- training --------------------------------------------------------------------------------
     train_method: str = _f("combined", "Objective: binary RL + OPD ('combined'), or one of them alone for ablations.", ("combined", "rl", "opd"))
     train_backend: str = _f("auto", "'auto' picks QLoRA on CUDA, LoRA on the CPU; 'lora' or 'qlora' force one.", ("auto", "lora", "qlora"))
-    train_lr: float = _f(5e-4, "AdamW learning rate of the LoRA parameters (bench/ablate.py: 3 epochs of 8 at 3e-4 scored no better and drifted more; README, 'Choosing the defaults').")
+    train_lr: float = _f(5e-4, "AdamW learning rate of the LoRA parameters (bench/ablate.py: 3e-4 and 1e-4 scored no better; README, 'Choosing the defaults').")
     train_rank: int = _f(16, "LoRA rank on q,k,v,o,gate,up,down.")
     train_alpha: float = _f(32.0, "LoRA alpha (scale = alpha / rank).")
     train_batch_size: int = _f(16, "Samples per optimizer step.")
-    train_epochs: int = _f(1, "Passes over the ready samples per training run (1: in bench/ablate.py 3 epochs of 8 took 3× longer, scored the same and raised ΔNLL).")
+    train_epochs: int = _f(4, "Passes over the ready samples per training run. 4: a wish the model never shows on its own (\"start with 'Hi Sam!'\") needs ~12 steps, not the 3 of one epoch — greet went 0.00 → 0.75 in bench/ablate.py, 0.00 with 1 epoch (README, 'Choosing the defaults'). Training takes 4× as long.")
     train_w_rl: float = _f(1.0, "Weight of the binary-RL (evaluative) term.")
     train_w_opd: float = _f(1.0, "Weight of the on-policy distillation (directive) term.")
     train_w_demo: float = _f(1.0, "Weight of the demonstration NLL on user corrections (method.md §7.1). 1.0: the prototype measured it as the strongest single addition on the 135M model (platform-notes.md); 0 = the reference method.")
