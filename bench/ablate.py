@@ -301,7 +301,8 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(scenarios), 3.6))
     for i, row in enumerate(summary):
         xs = [j + (i - (len(summary) - 1) / 2) * width for j in range(len(scenarios))]
-        ys = [row["by_scenario"].get(s) or 0.0 for s in scenarios]
+        # an arm not run on a scenario gets no bar (NaN), so it cannot pass for a measured 0.00
+        ys = [row["by_scenario"].get(s) if row["by_scenario"].get(s) is not None else float("nan") for s in scenarios]
         err = [row["by_scenario_sd"].get(s) or 0.0 for s in scenarios]
         ax.bar(xs, ys, width, yerr=err, capsize=2, label=row["arm"])
     ax.set_xticks(range(len(scenarios)), scenarios)
