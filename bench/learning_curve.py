@@ -57,8 +57,8 @@ def curve(home: Path, scenario: Any, target: str, overrides: dict[str, Any], met
     from clawdesk.store import open_store
     from clawdesk.train.backend import choose_backend, load_trainable, trainable_parameters
     from clawdesk.train.data import epoch_batches, method_weights, skip_reason, split_heldout
-    from clawdesk.train.run import _base_dir, _corrected_reply, loss_config, train_step
-    from clawdesk.train.scoring import ScoreConfig, render_prompt, response_logprobs, score_sample
+    from clawdesk.train.run import _base_dir, _corrected_reply, loss_config, score_config, train_step
+    from clawdesk.train.scoring import render_prompt, response_logprobs, score_sample
 
     torch.set_num_threads(threads)
     with isolated_home(home):
@@ -71,10 +71,7 @@ def curve(home: Path, scenario: Any, target: str, overrides: dict[str, Any], met
             weights = method_weights(method, settings)
             usable = [s for s in train if skip_reason(s, weights, settings.train_anchor_to_base) is None]
             model, tok = load_trainable(_base_dir(entry), None, settings, choose_backend("lora"))
-            score_cfg = ScoreConfig(topk=settings.train_topk, support=settings.train_support,
-                                    teacher=settings.train_teacher, context_tokens=settings.train_context_tokens,
-                                    use_opd=weights.w_opd > 0, need_ref=settings.train_kl_coef > 0,
-                                    demo_copy_weight=settings.train_demo_copy_weight)
+            score_cfg = score_config(settings, weights, "cpu")
             scored = [score_sample(model, tok, s, score_cfg, _corrected_reply(store, s)) for s in usable]
         finally:
             store.close()

@@ -48,7 +48,7 @@ from ..errors import PipelineBusy, StoreError, TrainingError
 from ..records import Sample, TrainProgress, TrainResult
 from ..settings import Settings
 from ..store import Store
-from .data import METHODS, epoch_batches, method_weights, mix_positives, skip_reason, split_heldout
+from .data import METHODS, MethodWeights, epoch_batches, method_weights, mix_positives, skip_reason, split_heldout
 from .loss import LossBatch, LossConfig, batch_loss, combined_loss
 from .scoring import ScoreConfig, Scored, render_prompt, response_logprobs, score_sample
 
@@ -107,11 +107,7 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         report(TrainProgress("load", 1, 1, f"back end: {backend.describe()}"))
 
         # 3. score every sample once under π_old
-        score_cfg = ScoreConfig(
-            topk=settings.train_topk, support=settings.train_support, teacher=settings.train_teacher,
-            context_tokens=settings.train_context_tokens, use_opd=weights.w_opd > 0,
-            need_ref=settings.train_kl_coef > 0, anchor_to_base=settings.train_anchor_to_base,
-            micro_batch=_micro_batch(settings, backend.device), demo_copy_weight=settings.train_demo_copy_weight)
+        score_cfg = score_config(settings, weights, backend.device)
         score_start = time.perf_counter()
         scored: list[Scored] = []
         for i, sample in enumerate(usable + mixed):
@@ -249,6 +245,15 @@ def evaluate_loss(model: Any, items: list[Scored], cfg: LossConfig) -> float:
     with torch.no_grad():
         per_sample, _ = combined_loss(loss_batch(model, items), cfg)
     return float(batch_loss(per_sample, len(items)))
+
+
+def score_config(settings: Settings, weights: MethodWeights, device: str) -> ScoreConfig:
+    """What scoring under π_old needs from the settings (one place: train_pass and the benchmarks)."""
+    return ScoreConfig(
+        topk=settings.train_topk, support=settings.train_support, teacher=settings.train_teacher,
+        context_tokens=settings.train_context_tokens, use_opd=weights.w_opd > 0,
+        need_ref=settings.train_kl_coef > 0, anchor_to_base=settings.train_anchor_to_base,
+        micro_batch=_micro_batch(settings, device), demo_copy_weight=settings.train_demo_copy_weight)
 
 
 def loss_config(settings: Settings, method: str) -> LossConfig:
