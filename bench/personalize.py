@@ -23,6 +23,7 @@ question (a reply that complies by saying nothing scores 0); ``compliance`` is k
     .venv/bin/python bench/personalize.py --quick
     .venv/bin/python bench/personalize.py --methods combined,rl,opd --updates 4 --seeds 0,1
     .venv/bin/python bench/personalize.py --scenarios brief --set train_w_demo=1.0 --set train_lr=3e-4
+    .venv/bin/python bench/personalize.py --merge /tmp/a/personalize-2*.json /tmp/b/personalize-2*.json
 
 Outputs: a Markdown table on stdout, ``bench/results/personalize-<time>.json`` and a PNG plot of
 score against updates per method.
@@ -445,11 +446,36 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON and the PNG go.")
     ap.add_argument("--workdir", type=Path, help="Keep the ClawDesk homes here (default: a temp dir, deleted).")
     ap.add_argument("--no-plot", action="store_true", help="Skip the PNG.")
+    ap.add_argument("--merge", nargs="+", type=Path, help="Only merge these result files (runs of the same "
+                    "protocol split across workers, e.g. one scenario each) into one result, table and plot.")
     return ap
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """One result from several workers' files. The protocol (everything in the config but the
+    scenarios and seeds) must match, or the merged table would compare unlike runs."""
+    import json
+
+    parts = [json.loads(p.read_text()) for p in paths]
+    protocol = {k: v for k, v in parts[0]["config"].items() if k not in ("scenarios", "seeds")}
+    for path, part in zip(paths[1:], parts[1:]):
+        other = {k: v for k, v in part["config"].items() if k not in ("scenarios", "seeds")}
+        if other != protocol:
+            diff = sorted(k for k in protocol.keys() | other.keys() if protocol.get(k) != other.get(k))
+            raise SystemExit(f"{path} was run with a different protocol ({', '.join(diff)}); not merging it.")
+    runs = [r for part in parts for r in part["runs"]]
+    cfg = Config(**{**parts[0]["config"],
+                    "scenarios": sorted({r["scenario"] for r in runs}),
+                    "seeds": sorted({r["seed"] for r in runs})})
+    return {"config": asdict(cfg), "runs": runs, "aggregate": aggregate(runs, cfg),
+            "nll_prompts": parts[0]["nll_prompts"], "wall_s": round(sum(p["wall_s"] for p in parts), 1),
+            "merged_from": [str(p) for p in paths], "machine": parts[0].get("machine")}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.merge:
+        return report(merge(args.merge), args)
     cfg = build_config(args)
     if args.threads:
         import torch
@@ -464,6 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+    return report(result, args)
+
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> int:
+    """Write the JSON (and the plot), print the table."""
     path = write_results("personalize", result, args.out)
     table = render_table(result)
     if not args.no_plot:

@@ -288,3 +288,27 @@ def test_personalize_aggregates_means_over_seeds_and_scenarios():
     assert table["overall"]["combined"]["decisions"] == ["promoted", "refused", "promoted"]
     text = render_table({"aggregate": table})
     assert "| brief | combined | 0.12 → 0.38 |" in text and "2/3 (1 refused)" in text and "| combined | 6 |" in text
+
+
+def test_personalize_merges_workers_and_refuses_unlike_protocols(tmp_path):
+    from dataclasses import asdict
+
+    from bench.personalize import Config, merge
+
+    def part(name: str, scenario: str, score: float, **protocol) -> Path:
+        cfg = Config(scenarios=[scenario], methods=["combined"], seeds=[0], updates=1, **protocol)
+        points = [{"update": u, "score": score * u, "compliance": 1.0, "answers": 1.0, "mean_words": 9.0,
+                   "nll": 1.0, "delta_nll": 0.0, "version": None, "promoted": bool(u) if u else None,
+                   "feedback_turns": 8 * u, "turns": 8 * u, "timings": {"pipeline_s": 5.0} if u else {},
+                   "pipeline": {"report": {"decision": "promoted"}} if u else None} for u in (0, 1)]
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"config": asdict(cfg), "nll_prompts": 8, "wall_s": 100.0, "machine": {"cpus": 2},
+                                    "runs": [{"scenario": scenario, "method": "combined", "seed": 0, "points": points}]}))
+        return path
+
+    merged = merge([part("a", "greet", 1.0), part("b", "brief", 0.5)])
+    assert merged["config"]["scenarios"] == ["brief", "greet"] and merged["wall_s"] == 200.0
+    assert merged["aggregate"]["overall"]["combined"]["score"] == [0.0, 0.75]
+    assert merged["machine"] == {"cpus": 2}
+    with pytest.raises(SystemExit, match="turns"):
+        merge([part("a", "greet", 1.0), part("c", "brief", 0.5, turns=32)])
