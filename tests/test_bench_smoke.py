@@ -295,20 +295,23 @@ def test_personalize_merges_workers_and_refuses_unlike_protocols(tmp_path):
 
     from bench.personalize import Config, merge
 
-    def part(name: str, scenario: str, score: float, **protocol) -> Path:
-        cfg = Config(scenarios=[scenario], methods=["combined"], seeds=[0], updates=1, **protocol)
+    def part(name: str, scenario: str, score: float, method: str = "combined", **protocol) -> Path:
+        cfg = Config(scenarios=[scenario], methods=[method], seeds=[0], updates=1, **protocol)
         points = [{"update": u, "score": score * u, "compliance": 1.0, "answers": 1.0, "mean_words": 9.0,
                    "nll": 1.0, "delta_nll": 0.0, "version": None, "promoted": bool(u) if u else None,
                    "feedback_turns": 8 * u, "turns": 8 * u, "timings": {"pipeline_s": 5.0} if u else {},
                    "pipeline": {"report": {"decision": "promoted"}} if u else None} for u in (0, 1)]
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"config": asdict(cfg), "nll_prompts": 8, "wall_s": 100.0, "machine": {"cpus": 2},
-                                    "runs": [{"scenario": scenario, "method": "combined", "seed": 0, "points": points}]}))
+                                    "runs": [{"scenario": scenario, "method": method, "seed": 0, "points": points}]}))
         return path
 
     merged = merge([part("a", "greet", 1.0), part("b", "brief", 0.5)])
     assert merged["config"]["scenarios"] == ["brief", "greet"] and merged["wall_s"] == 200.0
     assert merged["aggregate"]["overall"]["combined"]["score"] == [0.0, 0.75]
     assert merged["machine"] == {"cpus": 2}
+    by_method = merge([part("a", "greet", 1.0, "opd"), part("b", "greet", 0.5)])  # one worker per method
+    assert by_method["config"]["methods"] == ["combined", "opd"]
+    assert by_method["aggregate"]["greet"]["opd"]["score"] == [0.0, 1.0]
     with pytest.raises(SystemExit, match="turns"):
         merge([part("a", "greet", 1.0), part("c", "brief", 0.5, turns=32)])
