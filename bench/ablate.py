@@ -74,6 +74,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "opd +demo": ("opd", DEMO),
     "opd +demo 4 epochs": ("opd", {**DEMO, "train_epochs": 4}),
     "+demo 4 epochs": ("combined", {**DEMO, "train_epochs": 4}),
+    # opd +demo beat combined +demo at 4 epochs: is it the RL term's share of each step?
+    "+demo 4 epochs rl0.25": ("combined", {**DEMO, "train_epochs": 4, "train_w_rl": 0.25}),
     "rl +demo 3×8 lr3e-4": ("rl", {**DEMO, **STEPS, "train_lr": 3e-4}),
     "opd +demo 3×8 lr3e-4": ("opd", {**DEMO, **STEPS, "train_lr": 3e-4}),
     "defaults": ("combined", {}),
