@@ -273,6 +273,7 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)  # one line per check, pass or fail
     objective_served: float | None = None  # held-out training objective, lower is better
     objective_candidate: float | None = None
+    objective_se: float | None = None  # standard error of the paired per-sample differences
     objective_on: str = "held-out"  # held-out | in-sample (when nothing was held out)
     positive_nll_served: float | None = None  # mean NLL/token of positively-rated answers
     positive_nll_candidate: float | None = None

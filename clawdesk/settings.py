@@ -85,6 +85,7 @@ class Settings:
     train_anchor_to_base: bool = _f(False, "Give rewarded samples without a hint an OPD pull toward the frozen base model (the reference code's substitute; off in ClawDesk by default).")
     # --- promotion gate ---------------------------------------------------------------------------
     gate_objective_margin: float = _f(0.0, "The candidate's held-out objective must beat the served one by more than this.")
+    gate_objective_noise: float = _f(1.0, "Refuse a candidate only when its held-out objective is worse by more than this many standard errors of the per-sample differences (0 = must be strictly lower; a night's 5–8 held-out samples are noisy).")
     gate_min_heldout: int = _f(3, "With fewer held-out samples than this, the objective check is reported but does not refuse (one sample is noise); the regression checks still do.")
     gate_positive_margin: float = _f(0.10, "Max allowed rise (nats/token) of the NLL of your positively-rated answers under the candidate.")
     gate_max_kl: float = _f(0.50, "Max mean KL(served ‖ candidate) per token on the fixed general prompts.")

@@ -238,13 +238,19 @@ def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
         demo_weights=pad(demo_w) if any(s.token_weights is not None for s in items) else None)
 
 
-def evaluate_loss(model: Any, items: list[Scored], cfg: LossConfig) -> float:
-    """The objective on ``items`` without updating anything (tests and diagnostics)."""
+def sample_losses(model: Any, items: list[Scored], cfg: LossConfig) -> list[float]:
+    """The objective of each item (a mean over its tokens) without updating anything: the gate
+    compares candidate and served sample by sample, so it can tell a worse candidate from noise."""
     import torch
 
     with torch.no_grad():
         per_sample, _ = combined_loss(loss_batch(model, items), cfg)
-    return float(batch_loss(per_sample, len(items)))
+    return [float(x) for x in per_sample]
+
+
+def evaluate_loss(model: Any, items: list[Scored], cfg: LossConfig) -> float:
+    """The objective on ``items`` (the batch loss) without updating anything."""
+    return sum(sample_losses(model, items, cfg)) / len(items)
 
 
 def score_config(settings: Settings, weights: MethodWeights, device: str) -> ScoreConfig:

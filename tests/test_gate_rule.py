@@ -1,0 +1,45 @@
+"""The gate's objective rule on hand-computed numbers: a candidate is refused only when its
+held-out objective is worse than the served one by more than the noise of the paired
+per-sample differences (the whole gate runs on the real model in test_lifecycle.py)."""
+
+import math
+
+import pytest
+
+from clawdesk.settings import Settings
+from clawdesk.train.gate import objective_verdict
+
+SERVED = [1.0, 1.0, 1.0, 1.0]
+
+
+def test_a_difference_within_one_standard_error_is_not_a_refusal():
+    # d = [.1, -.1, .2, -.1]: mean .025, sd .15, se .075 → allowed Δ < .075
+    v = objective_verdict(SERVED, [1.1, 0.9, 1.2, 0.9], Settings())
+    assert v.ok and v.se == pytest.approx(0.075) and v.candidate == pytest.approx(1.025)
+    assert "Δ +0.0250 ± 0.0750" in v.text
+
+
+def test_noise_zero_is_the_strict_must_be_lower_rule():
+    v = objective_verdict(SERVED, [1.1, 0.9, 1.2, 0.9], Settings(gate_objective_noise=0.0))
+    assert not v.ok
+    assert objective_verdict(SERVED, [0.9, 1.0, 0.95, 1.0], Settings(gate_objective_noise=0.0)).ok
+
+
+def test_a_consistently_worse_candidate_is_refused():
+    # d = [.3, .2, .3, .2]: mean .25, se .0289 — worse by ~8.7 standard errors
+    v = objective_verdict(SERVED, [1.3, 1.2, 1.3, 1.2], Settings())
+    assert not v.ok and v.se == pytest.approx(0.05773503 / 2)
+
+
+def test_the_margin_demands_a_real_improvement():
+    # d = [-.05, -.05, -.05, -.05]: se 0, so only the margin decides
+    better = [0.95] * 4
+    assert objective_verdict(SERVED, better, Settings()).ok
+    assert not objective_verdict(SERVED, better, Settings(gate_objective_margin=0.1)).ok
+
+
+def test_too_few_samples_only_advise():
+    v = objective_verdict([1.0, 1.0], [1.5, 1.6], Settings())  # worse, but 2 < gate_min_heldout (3)
+    assert v.ok and "advisory" in v.text
+    one = objective_verdict([1.0], [2.0], Settings())
+    assert one.ok and math.isinf(one.se)
