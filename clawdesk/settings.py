@@ -61,7 +61,7 @@ class Settings:
     train_alpha: float = _f(32.0, "LoRA alpha (scale = alpha / rank).")
     train_batch_size: int = _f(16, "Samples per optimizer step.")
     train_epochs: int = _f(4, "Passes over the ready samples per training run. 4: a wish the model never shows on its own (\"start with 'Hi Sam!'\") needs ~12 steps, not the 3 of one epoch — greet went 0.00 → 0.75 in bench/ablate.py, 0.00 with 1 epoch (README, 'Choosing the defaults'). Training takes 4× as long.")
-    train_w_rl: float = _f(1.0, "Weight of the binary-RL (evaluative) term.")
+    train_w_rl: float = _f(0.25, "Weight of the binary-RL (evaluative) term (method.md's reference: 1.0). 0.25: with demonstrations and 4 epochs it scored 0.59 vs 0.41 at 1.0 on the same five benchmark setups (bench/ablate.py; README, 'Choosing the defaults'); AdamW normalises the step, so a night of thumbs alone still learns at full rate.")
     train_w_opd: float = _f(1.0, "Weight of the on-policy distillation (directive) term.")
     train_w_demo: float = _f(1.0, "Weight of the demonstration NLL on user corrections (method.md §7.1). 1.0: the prototype measured it as the strongest single addition on the 135M model (platform-notes.md); 0 = the reference method.")
     train_demo_copy_weight: float = _f(1.0, "Weight, relative to the tokens the user changed, of the tokens a correction copies unchanged from the model's own reply (method.md §7.1). 1.0 = plain NLL over the whole corrected answer; lower values focus the demonstration on the edit (a greeting added in front of a 130-token reply is 3% of a plain mean).")

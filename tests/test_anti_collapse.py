@@ -36,7 +36,7 @@ BOUND = 0.10  # nats per token: the personalisation benchmark's regression bound
 # A schedule strong enough to show the collapse on 8 samples (the prototype's: several epochs of
 # small batches), shared by both runs so that only the anchors differ.
 SCHEDULE = dict(train_lr=1e-3, train_batch_size=4, train_epochs=3, train_heldout_fraction=0.0)
-REFERENCE = dict(train_kl_coef=0.0, train_mix_positives=0, train_w_demo=0.0)
+REFERENCE = dict(train_kl_coef=0.0, train_mix_positives=0, train_w_demo=0.0, train_w_rl=1.0)
 
 
 def _regression_nll(candidate_dir: str | None, shared_hf, pairs) -> float:
