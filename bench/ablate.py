@@ -306,7 +306,8 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
         # an arm not run on a scenario gets no bar (NaN), so it cannot pass for a measured 0.00
         ys = [row["by_scenario"].get(s) if row["by_scenario"].get(s) is not None else float("nan") for s in scenarios]
         err = [row["by_scenario_sd"].get(s) or 0.0 for s in scenarios]
-        ax.bar(xs, ys, width, yerr=err, capsize=2, label=row["arm"])
+        colour = plt.get_cmap("tab20")(i % 20)  # more arms than tab10's 10 colours: no two alike
+        ax.bar(xs, ys, width, yerr=err, capsize=2, label=row["arm"], color=colour)
     ax.set_xticks(range(len(scenarios)), scenarios)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("held-out score after one pass")
