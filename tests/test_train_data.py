@@ -28,7 +28,8 @@ def test_methods_use_the_samples_they_have_a_term_for(settings):
     rewarded, hinted, both = _s(1, 1, reward=-1.0), _s(2, 2, hints=["be brief"]), _s(3, 3, 1.0, ["x"])
     demo, neither = _s(4, 1, source="demo"), _s(5, 5, reward=0.0)
     combined, rl, opd = (method_weights(m, settings) for m in ("combined", "rl", "opd"))
-    assert rl.w_opd == 0 and opd.w_rl == 0 and combined.w_rl == combined.w_opd == 1.0
+    assert rl.w_opd == 0 and opd.w_rl == 0
+    assert (combined.w_rl, combined.w_opd) == (rl.w_rl, opd.w_opd) == (settings.train_w_rl, settings.train_w_opd)
     assert [skip_reason(s, combined) is None for s in (rewarded, hinted, both, neither)] == [True, True, True, False]
     assert [skip_reason(s, rl) is None for s in (rewarded, hinted, both)] == [True, False, True]
     assert [skip_reason(s, opd) is None for s in (rewarded, hinted, both)] == [False, True, True]
