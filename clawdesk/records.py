@@ -288,6 +288,17 @@ class GateDecision:
 
 
 @dataclass
+class ObjectiveVerdict:
+    """The gate's held-out objective check: candidate vs served, sample by sample."""
+
+    ok: bool
+    served: float  # mean objective, lower is better
+    candidate: float
+    se: float  # standard error of the paired differences (inf with one sample)
+    text: str
+
+
+@dataclass
 class VerifyCase:
     """A prompt and the greedy continuation torch + peft produced for a candidate; promotion
     checks that llama.cpp serving the exported files reproduces it."""

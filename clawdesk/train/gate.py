@@ -35,12 +35,11 @@ import re
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .. import catalog
 from ..errors import TrainingError
-from ..records import GateDecision, TrainResult, VerifyCase
+from ..records import GateDecision, ObjectiveVerdict, TrainResult, VerifyCase
 from ..settings import Settings
 from ..store import Store
 
@@ -131,15 +130,6 @@ def _kl(model: Any, use: Callable[[str | None], Any], pairs: list[tuple[list[int
         total += float(kl.sum())
         count += kl.numel()
     return total / max(1, count)
-
-
-@dataclass
-class ObjectiveVerdict:
-    ok: bool
-    served: float  # mean objective, lower is better
-    candidate: float
-    se: float  # standard error of the paired differences (inf with one sample)
-    text: str
 
 
 def objective_verdict(served: list[float], candidate: list[float], settings: Settings) -> ObjectiveVerdict:
