@@ -51,7 +51,27 @@ def hf_dir_for(gguf_path: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    os.replace(tmp, target)  # atomic: a crash mid-save leaves no half-written cache
+    return publish_dir(tmp, target)
+
+
+def publish_dir(tmp: Path, target: Path) -> Path:
+    """Move a fully written ``tmp`` folder to ``target`` in one step and return ``target``.
+
+    The rename is atomic, so a crash mid-save leaves no half-written cache. Two processes that
+    share a cache (a chat and a ``train --now``, or parallel benchmarks) can both convert the same
+    model; whichever renames second finds a complete ``target`` and drops its own copy instead of
+    failing. A ``target`` without ``config.json`` is a leftover of some older failure: replace it.
+    """
+    for _ in range(2):
+        try:
+            os.replace(tmp, target)
+            return target
+        except OSError:
+            if (target / "config.json").exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+                return target
+            shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)  # a third failure is a real one (disk, permissions): let it speak
     return target
 
 
