@@ -343,6 +343,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--samples", type=int, default=2, help="Replies per held-out prompt (default 2).")
     ap.add_argument("--max-tokens", dest="max_tokens", type=int, default=160, help="Longest reply (default 160).")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for llama.cpp and torch (default 1).")
+    ap.add_argument("--explicit-fraction", dest="explicit_fraction", type=float, default=0.5,
+                    help="Unsatisfied replies answered with thumbs down; the rest get a complaint (default 0.5).")
+    ap.add_argument("--correction-fraction", dest="correction_fraction", type=float, default=1.0,
+                    help="Thumbs down that also carry a correction (default 1.0); with --explicit-fraction 1 and "
+                    "0 here the simulated user only ever presses thumbs. Use a separate --workdir: the judged "
+                    "start homes depend on the user.")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting in every arm.")
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON goes.")
     ap.add_argument("--name", default="ablate", help="Results file name prefix (default ablate).")
@@ -377,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"n_threads": args.threads, "train_threads": args.threads, **parse_overrides(args.set or [])}
     cfg = Config(scenarios=[s for s in (args.scenarios or "").split(",") if s], methods=["combined"],
                  seeds=[int(s) for s in args.seeds.split(",")], updates=1, turns=args.turns, heldout=args.heldout,
-                 samples=args.samples, max_tokens=args.max_tokens, overrides=overrides)
+                 samples=args.samples, max_tokens=args.max_tokens, explicit_fraction=args.explicit_fraction,
+                 correction_fraction=args.correction_fraction, overrides=overrides)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clawdesk-ablate-"))
     args.out.mkdir(parents=True, exist_ok=True)
     try:

@@ -70,6 +70,7 @@ class Config:
     nll_max_tokens: int = 64
     explicit_fraction: float = 0.5
     thumbs_up_fraction: float = 0.5
+    correction_fraction: float = 1.0
     prompts_per_conversation: int = 3
     overrides: dict[str, Any] | None = None
     quick: bool = False
@@ -154,6 +155,7 @@ class ScenarioRun:
         self.nll_pairs = nll_pairs
         self.base_nll = base_nll  # the base model's NLL is the same for every scenario: computed once
         self.policy = UserPolicy(explicit_fraction=cfg.explicit_fraction, thumbs_up_fraction=cfg.thumbs_up_fraction,
+                                 correction_fraction=cfg.correction_fraction,
                                  prompts_per_conversation=cfg.prompts_per_conversation, max_tokens=cfg.max_tokens)
 
     def _session(self, store, settings, engine, update: int) -> tuple[SessionStats, float]:
@@ -411,7 +413,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.seeds:
         cfg.seeds = [int(s) for s in args.seeds.split(",") if s]
     for name in ("updates", "turns", "heldout", "samples", "max_tokens", "explicit_fraction", "thumbs_up_fraction",
-                 "nll_prompts"):
+                 "correction_fraction", "nll_prompts"):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
@@ -440,6 +442,9 @@ def parser() -> argparse.ArgumentParser:
                     help="Unsatisfied replies answered with thumbs down + correction; the rest get a complaint (default 0.5).")
     ap.add_argument("--thumbs-up-fraction", dest="thumbs_up_fraction", type=float,
                     help="Satisfied replies that get a thumbs up; the rest the next prompt (default 0.5).")
+    ap.add_argument("--correction-fraction", dest="correction_fraction", type=float,
+                    help="Explicit thumbs down that also carry a written correction; the rest carry only the "
+                    "reason (default 1.0). --explicit-fraction 1 --correction-fraction 0 is a thumbs-only user.")
     ap.add_argument("--threads", type=int, help="CPU threads for llama.cpp and torch (n_threads, train_threads and "
                     "the gate's torch work); 1 is much faster on a 2-core machine that other jobs share.")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting (repeatable).")

@@ -7,10 +7,12 @@ For each reply the user reads it with the scenario's program (no model) and reac
   time) or simply moves on — the next prompt in the same conversation, which the judge reads as
   progress;
 - **not satisfied**, chosen by ``explicit_fraction``:
-  - *explicit*: thumbs down with the scenario's reason, plus a correction written by rule (the
-    reply truncated / stripped of Markdown / greeted, checked to still answer); when no
-    correction can be written (the reply does not answer and there is no reference answer), a
-    thumbs down with the complaint as comment;
+  - *explicit*: thumbs down with the scenario's reason, plus (``correction_fraction`` of the
+    time) a correction written by rule (the reply truncated / stripped of Markdown / greeted,
+    checked to still answer); when no correction can be written (the reply does not answer and
+    there is no reference answer), a thumbs down with the complaint as comment. A user who only
+    ever presses thumbs is ``explicit_fraction=1, correction_fraction=0``: the reason chip and
+    nothing else;
   - *implicit*: a follow-up message that complains and re-asks ("No lists please, just tell me
     in plain words: <the question>"), so the judge path (PRM + hints) is exercised. The reply to
     the re-ask is read the same way, but re-asked at most once.
@@ -36,6 +38,7 @@ from .scenarios import Prompt, Scenario
 class UserPolicy:
     explicit_fraction: float = 0.5  # of unsatisfied replies: thumbs down + correction (else a complaint)
     thumbs_up_fraction: float = 0.5  # of satisfied replies: thumbs up (else just move on)
+    correction_fraction: float = 1.0  # of explicit thumbs down: also write a correction (else the reason only)
     prompts_per_conversation: int = 3
     max_tokens: int = 256
     temperature: float | None = None  # None = the chat setting
@@ -130,6 +133,10 @@ class SimulatedUser:
             self._note(stats, prompt, reply, score, f"complains: {complaint}")
             self._ask(prompt, f"{complaint} {prompt.text}", stats, may_reask=False, target=target)
             return
+        elif self.rng.random() >= self.policy.correction_fraction:
+            self.chat.thumbs_down(turn.assistant.id, reason=self.scenario.thumbs_down_reason)
+            stats.thumbs_down += 1
+            reaction = "thumbs down"
         else:
             corrected = self.scenario.correct(reply, prompt)
             if corrected is not None:

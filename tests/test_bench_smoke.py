@@ -161,20 +161,26 @@ def engine1(model_path: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("explicit", [1.0, 0.0])
-def test_simulated_user_leaves_feedback_through_chatservice(store, settings, engine1, scenarios, explicit):
+@pytest.mark.parametrize("explicit,correcting", [(1.0, 1.0), (0.0, 1.0), (1.0, 0.0)])
+def test_simulated_user_leaves_feedback_through_chatservice(store, settings, engine1, scenarios, explicit, correcting):
     from bench.simuser import SimulatedUser, UserPolicy
     from clawdesk.chat import ChatService
 
     greet = scenarios["greet"]  # the base model never greets: every reply leaves the user unsatisfied
     chat = ChatService(store, engine1, settings.replace(n_threads=1))
-    user = SimulatedUser(chat, greet, UserPolicy(explicit_fraction=explicit, max_tokens=24, prompts_per_conversation=2), seed=0)
+    user = SimulatedUser(chat, greet, UserPolicy(explicit_fraction=explicit, correction_fraction=correcting, max_tokens=24,
+                                                prompts_per_conversation=2), seed=0)
     stats = user.session(4)
     assert stats.turns == 4 and len(stats.scores) == 4
     replies = [m for c in store.list_conversations() for m in store.messages(c.id) if m.role == "assistant"]
     assert len(replies) == 4 and all(m.response_token_ids for m in replies)  # logged like any chat turn
     kinds = [f.kind for m in replies for f in store.feedback_for(m.id)]
-    if explicit == 1.0:
+    if correcting == 0.0:  # thumbs only: a reason chip, no correction, no comment
+        assert stats.complaints == 0 and stats.corrections == 0 and stats.thumbs_down == 4 - stats.satisfied
+        downs = [f for m in replies for f in store.feedback_for(m.id) if f.kind == "thumbs_down"]
+        assert len(downs) == stats.thumbs_down and "correction" not in kinds
+        assert all(f.reason == greet.thumbs_down_reason and not f.comment for f in downs)
+    elif explicit == 1.0:
         assert stats.complaints == 0 and stats.thumbs_down == 4 - stats.satisfied
         assert kinds.count("thumbs_down") == stats.thumbs_down
         assert kinds.count("correction") == stats.corrections
