@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -87,8 +88,29 @@ async def wait_until(pilot, predicate, timeout: float = 120.0, what: str = "cond
     raise AssertionError(f"{what} not reached within {timeout}s")
 
 
+def hold_after_first_piece(app: ClawDeskApp) -> threading.Event:
+    """Make the real generation wait after its first streamed piece until the returned event is
+    set. Without it the test raced the model: on a loaded CI machine the event loop can stall
+    long enough for a short greedy reply to finish before the keys are pressed (seen once:
+    `_cancel` already None after the first Ctrl-C). The engine still produces every token."""
+    release = threading.Event()
+    start_turn = app._start_turn
+
+    def gated(view, run):
+        def gated_run(on_text, cancel):
+            def on_piece(piece):
+                on_text(piece)
+                release.wait(120)
+            return run(on_piece, cancel)
+        start_turn(view, gated_run)
+
+    app._start_turn = gated  # type: ignore[method-assign]
+    return release
+
+
 async def test_ctrl_c_esc_and_quit_in_the_tui(engine, quick, store):
     app = ClawDeskApp(settings=quick.replace(max_tokens=400), engine=engine)
+    release = hold_after_first_piece(app)
     views = lambda: app.log_view.views  # noqa: E731
     async with app.run_test(size=(110, 36)) as pilot:
         app.prompt.load_text(STORY)
@@ -99,8 +121,10 @@ async def test_ctrl_c_esc_and_quit_in_the_tui(engine, quick, store):
         assert app.is_running and app._cancel is not None and not app._cancel.is_set()
         app.screen.focus_next()  # Ctrl-C again with focus away from the prompt
         await pilot.press("ctrl+c")
-        assert app.is_running
-        await pilot.press("escape")  # Esc is the stop key
+        assert app.is_running and not app._cancel.is_set()
+        await pilot.press("escape")  # Esc is the stop key...
+        await wait_until(pilot, lambda: app._cancel is not None and app._cancel.is_set(), 10, "Esc asks to stop")
+        release.set()  # ...and the generation, let go, stops at its next token
         await wait_until(pilot, lambda: app._cancel is None, what="stop")
         conv = store.list_conversations()[0]
         user, reply = store.messages(conv.id)
