@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 from fault_helpers import CLI, ROOT, child_env
+from turn_gate import hold_after_first_piece
 
 from clawdesk import locations
 from clawdesk.store import open_store
@@ -86,26 +86,6 @@ async def wait_until(pilot, predicate, timeout: float = 120.0, what: str = "cond
             return
         await pilot.pause(0.05)
     raise AssertionError(f"{what} not reached within {timeout}s")
-
-
-def hold_after_first_piece(app: ClawDeskApp) -> threading.Event:
-    """Make the real generation wait after its first streamed piece until the returned event is
-    set. Without it the test raced the model: on a loaded CI machine the event loop can stall
-    long enough for a short greedy reply to finish before the keys are pressed (seen once:
-    `_cancel` already None after the first Ctrl-C). The engine still produces every token."""
-    release = threading.Event()
-    start_turn = app._start_turn
-
-    def gated(view, run):
-        def gated_run(on_text, cancel):
-            def on_piece(piece):
-                on_text(piece)
-                release.wait(120)
-            return run(on_piece, cancel)
-        start_turn(view, gated_run)
-
-    app._start_turn = gated  # type: ignore[method-assign]
-    return release
 
 
 async def test_ctrl_c_esc_and_quit_in_the_tui(engine, quick, store):

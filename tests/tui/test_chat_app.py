@@ -24,6 +24,7 @@ from clawdesk.tui.screens.editor import EditorScreen
 from clawdesk.tui.screens.feedback import ThumbsDownScreen
 from clawdesk.tui.widgets.message import MessageView
 from clawdesk.tui.widgets.sidebar import Sidebar
+from turn_gate import hold_after_first_piece
 
 SIZE = (110, 36)
 
@@ -123,11 +124,14 @@ async def test_enter_sends_and_ctrl_j_makes_a_newline(engine, quick, store):
 
 async def test_escape_stops_and_keeps_the_partial_answer(engine, quick, store):
     app = ClawDeskApp(settings=quick.replace(max_tokens=400), engine=engine)
+    release = hold_after_first_piece(app)
     async with app.run_test(size=SIZE) as pilot:
         app.prompt.load_text("Write a long story about a dragon who learns to cook.")
         await pilot.press("enter")
         await wait_until(pilot, lambda: len(views(app)) == 2 and views(app)[1].text, what="first piece")
         await pilot.press("escape")
+        await wait_until(pilot, lambda: app._cancel is not None and app._cancel.is_set(), 10, "Esc asks to stop")
+        release.set()
         await wait_until(pilot, lambda: idle(app), what="stop")
         reply = store.messages(store.list_conversations()[0].id)[1]
         assert reply.finish_reason == "cancelled"
