@@ -90,6 +90,7 @@ class Settings:
     gate_positive_margin: float = _f(0.10, "Max allowed rise (nats/token) of the NLL of your positively-rated answers under the candidate.")
     gate_max_kl: float = _f(0.50, "Max mean KL(served ‖ candidate) per token on the fixed general prompts.")
     gate_max_nll_increase: float = _f(0.25, "Max rise (nats/token, vs the base model) of the NLL of the base model's own replies to general prompts — catches collapse.")
+    gate_skip_opening_tokens: int = _f(2, "The general-NLL check starts at this token of each reply: a wish about how replies open (a greeting) moves the first tokens and is not a regression (measured: README, Multi-update run).")
     gate_min_answer_rate: float = _f(0.75, "Min fraction of general prompts the candidate still answers (non-empty, not degenerate, on topic).")
     # --- scheduler -------------------------------------------------------------------------------
     schedule_cron: str = _f("0 3 * * *", "When the daemon runs the nightly pipeline (cron, local time).")

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from clawdesk.settings import Settings
-from clawdesk.train.gate import objective_verdict
+from clawdesk.train.gate import after_opening, objective_verdict
 
 SERVED = [1.0, 1.0, 1.0, 1.0]
 
@@ -43,3 +43,20 @@ def test_too_few_samples_only_advise():
     assert v.ok and "advisory" in v.text
     one = objective_verdict([1.0], [2.0], Settings())
     assert one.ok and math.isinf(one.se)
+
+
+def test_the_general_nll_check_starts_after_the_opening():
+    # a greeting wish: the candidate finds the base reply's first token very unlikely, the rest as before
+    base = [0.7, 0.4, 0.5, 0.6, 0.5, 0.3]
+    greeting = [9.0, 1.2, 0.5, 0.6, 0.5, 0.3]
+    assert after_opening(greeting, 0) - after_opening(base, 0) == pytest.approx(9.1 / 6)
+    assert after_opening(greeting, 2) == pytest.approx(after_opening(base, 2)) == pytest.approx(0.475)
+    # forgetting shows along the whole reply, so the check still sees it
+    forgot = [x + 0.5 for x in base]
+    assert after_opening(forgot, 2) - after_opening(base, 2) == pytest.approx(0.5)
+
+
+def test_a_reply_shorter_than_the_opening_is_measured_whole():
+    assert after_opening([0.2, 0.4], 2) == pytest.approx(0.3)
+    assert after_opening([], 2) == 0.0
+    assert Settings().gate_skip_opening_tokens == 2

@@ -17,8 +17,9 @@ judge training quantities with llama.cpp numbers):
 2. **Your good answers.** The mean per-token NLL of the user's positively-rated answers (thumbs
    up, judge +1) may not rise by more than ``gate_positive_margin``.
 3. **Everything else.** On a fixed set of general prompts: KL(served ‖ candidate) per token along
-   the base model's own greedy replies stays under ``gate_max_kl``; the NLL of those replies may
-   not rise more than ``gate_max_nll_increase`` above the base model's; and the candidate's own
+   the base model's own greedy replies stays under ``gate_max_kl``; the NLL of those replies
+   (after their first ``gate_skip_opening_tokens`` tokens, where a wish about openings lives)
+   may not rise more than ``gate_max_nll_increase`` above the base model's; and the candidate's own
    greedy replies must still answer (non-empty, not degenerate, on topic) at
    ``gate_min_answer_rate``. The last two are what catches the collapse the platform notes
    describe (every reward −1 → short gibberish that "complies").
@@ -73,8 +74,20 @@ def answers(prompt: str, reply: str) -> bool:
     return bool(stems(content_words(prompt)) & stems(content_words(reply)))
 
 
-def _nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-    """Mean NLL per token of each response given its prompt."""
+def after_opening(token_nll: list[float], skip: int) -> float:
+    """Mean NLL per token of one reply from its ``skip``-th token on (all of it when it is shorter).
+
+    Why: a wish about how replies open ("greet me by name") has to move the first tokens, and
+    along the *base* model's replies that reads as a large NLL rise — measured on the greet
+    scenario, a candidate scoring 0.92 had +0.267 nats/token over whole replies and +0.042 from
+    the third token on (README, "Multi-update run"). Collapse and forgetting show along the
+    whole reply, so skipping two tokens costs the check nothing it is there for."""
+    rest = token_nll[max(skip, 0):] or token_nll
+    return sum(rest) / len(rest) if rest else 0.0
+
+
+def _token_nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+    """NLL of each response token given its prompt and the tokens before it."""
     import torch
 
     from .scoring import response_logprobs
@@ -82,9 +95,18 @@ def _nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
     out = []
     for prompt, response in pairs:
         logp = response_logprobs(model, [(prompt, response)])[0]  # [T, V]
-        tok = logp.gather(-1, torch.tensor(response)[:, None]).squeeze(-1)
-        out.append(float(-tok.mean()))
+        out.append((-logp.gather(-1, torch.tensor(response)[:, None]).squeeze(-1)).tolist())
     return out
+
+
+def _nll(model: Any, pairs: list[tuple[list[int], list[int]]], skip: int = 0) -> list[float]:
+    """Mean NLL per token of each response given its prompt (from its ``skip``-th token on)."""
+    return [after_opening(seq, skip) for seq in _token_nll(model, pairs)]
+
+
+def _opening(settings: Settings) -> str:
+    n = settings.gate_skip_opening_tokens
+    return f" (after each reply's first {n} tokens)" if n else ""
 
 
 def _greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
@@ -260,11 +282,11 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         prompts = [render_prompt(tokenizer, [{"role": "user", "content": p}]) for p in GENERAL_PROMPTS]
         with use(None):
             base_replies = [_greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
-            base_nll = _nll(model, list(zip(prompts, base_replies)))
+            base_nll = _nll(model, list(zip(prompts, base_replies)), settings.gate_skip_opening_tokens)
         pairs = list(zip(prompts, base_replies))
         decision.kl_general = round(_kl(model, use, pairs), 5)
         with use("candidate"):
-            cand_nll_general = _nll(model, pairs)
+            cand_nll_general = _nll(model, pairs, settings.gate_skip_opening_tokens)
             cand_replies = [_greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
         decision.general_nll_base = round(sum(base_nll) / len(base_nll), 4)
         decision.general_nll_candidate = round(sum(cand_nll_general) / len(cand_nll_general), 4)
@@ -275,7 +297,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         checks.append((decision.kl_general <= settings.gate_max_kl,
                        f"KL to served on general prompts: {decision.kl_general:.4f} (max {settings.gate_max_kl})"))
         checks.append((rise <= settings.gate_max_nll_increase,
-                       f"general NLL vs base: {decision.general_nll_base:.3f} → {decision.general_nll_candidate:.3f} "
+                       f"general NLL vs base{_opening(settings)}: {decision.general_nll_base:.3f} → {decision.general_nll_candidate:.3f} "
                        f"({rise:+.3f}, max +{settings.gate_max_nll_increase})"))
         checks.append((decision.answer_rate_candidate >= settings.gate_min_answer_rate,
                        f"still answers general prompts: {decision.answer_rate_candidate:.2f} "
