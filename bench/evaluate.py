@@ -10,7 +10,9 @@ training samples.
 prompts are computed once; after each update their mean per-token NLL is computed in torch under
 the currently served weights (base + the promoted peft adapter) — the same forward the trainer
 uses (``clawdesk.train.scoring.response_logprobs``). A model that forgot how to write ordinary
-answers (the collapse in platform-notes.md) shows a large positive ΔNLL.
+answers (the collapse in platform-notes.md) shows a large positive ΔNLL. It is read twice: over
+whole replies, and from each reply's third token on — the reading the gate checks
+(``gate_skip_opening_tokens``), because a wish about openings must move the first tokens.
 """
 
 from __future__ import annotations
@@ -90,30 +92,47 @@ def base_greedy_replies(engine: Engine, max_tokens: int, prompts: list[str] = GE
     return pairs
 
 
-def served_nll(store: Store, model_path: str, pairs: list[tuple[list[int], list[int]]]) -> float:
-    """Mean per-token NLL of ``pairs``' responses under the served weights, in torch."""
+@dataclass
+class NllCheck:
+    """Mean NLL per token of the base model's general replies under some weights."""
+
+    whole: float  # over whole replies
+    rest: float  # from each reply's ``skip``-th token on: what the gate checks (``gate_skip_opening_tokens``)
+    skip: int
+
+
+def served_nll(store: Store, model_path: str, pairs: list[tuple[list[int], list[int]]], skip: int = 0) -> NllCheck:
+    """The regression check under the served weights, in torch."""
     version = store.served_version()
-    return adapter_nll(model_path, store.get_adapter(version).path if version is not None else None, pairs)
+    return adapter_nll_check(model_path, store.get_adapter(version).path if version is not None else None, pairs, skip)
 
 
 def adapter_nll(model_path: str, peft_dir: str | None, pairs: list[tuple[list[int], list[int]]]) -> float:
     """Mean per-token NLL of ``pairs``' responses under the base model (+ the peft adapter in
     ``peft_dir``, if any), in torch — the trainer's own forward."""
+    return adapter_nll_check(model_path, peft_dir, pairs, 0).whole
+
+
+def adapter_nll_check(model_path: str, peft_dir: str | None, pairs: list[tuple[list[int], list[int]]],
+                      skip: int) -> NllCheck:
+    """Both readings of the regression check from one forward per reply.
+
+    Why two: a wish about how replies open ("greet me by name") must move the first tokens, which
+    along the *base* model's replies reads as a large NLL rise; forgetting shows along the whole
+    reply. The gate checks the second reading; the benchmark reports both. Both are token-weighted
+    (a long reply counts for more), so they differ only in the skipped openings."""
     import torch
     from peft import PeftModel
 
     from clawdesk.engine.torch_model import load_model
-    from clawdesk.train.scoring import response_logprobs
+    from clawdesk.train.gate import token_nll
 
     model, _ = load_model(model_path)
     if peft_dir is not None:
         model = PeftModel.from_pretrained(model, str(peft_dir))
         model.eval()
-    total, count = 0.0, 0
     with torch.no_grad():
-        for prompt, response in pairs:
-            logp = response_logprobs(model, [(prompt, response)])[0]  # [T, V]
-            targets = torch.tensor(response)[:, None]
-            total -= float(logp.gather(-1, targets).sum())  # NLL of the tokens the base chose
-            count += len(response)
-    return total / max(1, count)
+        per_token = token_nll(model, pairs)
+    rests = [seq[skip:] or seq for seq in per_token]
+    mean = lambda seqs: sum(map(sum, seqs)) / max(1, sum(map(len, seqs)))  # noqa: E731
+    return NllCheck(mean(per_token), mean(rests), skip)

@@ -10,7 +10,8 @@ machine. For each scenario (``bench/scenarios/*.toml``) and seed:
    the TUI's code path, reacting to each reply with thumbs, corrections or complaints;
 3. ClawDesk's real pipeline runs (judge → train → gate → promote, ``--method``);
 4. the held-out prompts are scored again on the promoted version (a fresh Engine), with the
-   general-prompt regression check (ΔNLL of the base model's greedy replies, in torch);
+   general-prompt regression check (ΔNLL of the base model's greedy replies, in torch; read over
+   whole replies and after each reply's first ``gate_skip_opening_tokens`` tokens, as the gate does);
 5. 2–4 repeat for ``--updates`` updates.
 
 Every method starts from the same point: the base score and the first session's turns are made
@@ -45,7 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import RESULTS, isolated_home, markdown_table, say, write_results  # noqa: E402
-from bench.evaluate import GENERAL_PROMPTS, base_greedy_replies, score_heldout, served_nll  # noqa: E402
+from bench.evaluate import GENERAL_PROMPTS, NllCheck, base_greedy_replies, score_heldout, served_nll  # noqa: E402
 from bench.scenarios import Scenario, load_scenarios  # noqa: E402
 from bench.simuser import SessionStats, SimulatedUser, UserPolicy  # noqa: E402
 from bench.update import UpdateOutcome, pipeline_available, run_update  # noqa: E402
@@ -134,7 +135,7 @@ class Point:
     answers: float
     mean_words: float
     nll: float | None
-    delta_nll: float | None
+    delta_nll: float | None  # over whole replies
     version: int | None
     promoted: bool | None
     feedback_turns: int  # cumulative
@@ -143,13 +144,16 @@ class Point:
     session: dict[str, Any] | None = None
     pipeline: dict[str, Any] | None = None
     examples: list[dict[str, Any]] | None = None
+    # ΔNLL after each reply's first gate_skip_opening_tokens tokens: the gate's reading (None in
+    # results from before it was measured)
+    delta_nll_rest: float | None = None
 
 
 class ScenarioRun:
     """Everything for one (scenario, seed): the shared start, then each method's updates."""
 
     def __init__(self, scenario: Scenario, seed: int, cfg: Config, workdir: Path, nll_pairs: list | None,
-                 base_nll: float | None) -> None:
+                 base_nll: NllCheck | None) -> None:
         self.scenario, self.seed, self.cfg = scenario, seed, cfg
         self.root = workdir / f"{scenario.name}-seed{seed}"
         self.nll_pairs = nll_pairs
@@ -191,8 +195,9 @@ class ScenarioRun:
                     self.nll_pairs = base_greedy_replies(engine, self.cfg.nll_max_tokens,
                                                          GENERAL_PROMPTS[: self.cfg.nll_prompts])
                 if self.base_nll is None:
-                    self.base_nll = served_nll(store, engine.model_path, self.nll_pairs)
-                nll, nll_s = self.base_nll, time.perf_counter() - nll_start
+                    self.base_nll = served_nll(store, engine.model_path, self.nll_pairs,
+                                               settings.gate_skip_opening_tokens)
+                nll, nll_s = self.base_nll.whole, time.perf_counter() - nll_start
                 say(f"[{self.scenario.name} seed {self.seed}] base score {held.score:.2f} "
                     f"(compliance {held.compliance:.2f})")
                 stats, sim_s = SessionStats(), 0.0
@@ -203,7 +208,8 @@ class ScenarioRun:
                 engine.close()
                 store.close()
         point = Point(0, held.score, held.compliance, held.answers, held.mean_words, nll, 0.0, None, None, 0, 0,
-                      {"heldout_s": round(held.seconds, 2), "nll_s": round(nll_s, 2)}, examples=held.examples)
+                      {"heldout_s": round(held.seconds, 2), "nll_s": round(nll_s, 2)}, examples=held.examples,
+                      delta_nll_rest=0.0)
         return point, stats, sim_s
 
     def run_method(self, method: str, base: Point, first: SessionStats, first_s: float) -> list[Point]:
@@ -242,7 +248,8 @@ class ScenarioRun:
                     say(f"[{self.scenario.name} seed {self.seed} {method}] update {u}: "
                         f"{'promoted v' + str(point.version) if point.promoted else 'not promoted'}"
                         f"{' (' + outcome.error + ')' if outcome.error else ''}; score {point.score:.2f} "
-                        f"(compliance {point.compliance:.2f}, ΔNLL {_fmt(point.delta_nll)})")
+                        f"(compliance {point.compliance:.2f}, ΔNLL {_fmt(point.delta_nll)}, "
+                        f"after the opening {_fmt(point.delta_nll_rest)})")
             finally:
                 store.close()
         return points
@@ -255,7 +262,8 @@ class ScenarioRun:
         timings = {"pipeline_s": round(outcome.seconds, 2), **{f"pipeline.{k}": v for k, v in outcome.stage_seconds.items()}}
         if served == before:  # refused or failed: the same weights as before, so the same scores
             return Point(u, prev.score, prev.compliance, prev.answers, prev.mean_words, prev.nll, prev.delta_nll,
-                         served, False, 0, 0, timings, pipeline=pipeline, examples=prev.examples)
+                         served, False, 0, 0, timings, pipeline=pipeline, examples=prev.examples,
+                         delta_nll_rest=prev.delta_nll_rest)
         engine = open_engine(store, settings)  # a fresh Engine: it loads the promoted version
         try:
             held = self._heldout(engine, settings)
@@ -264,11 +272,13 @@ class ScenarioRun:
             engine.close()
         nll_start = time.perf_counter()
         base_model = _base_model_path(store, settings) or model_path
-        nll = served_nll(store, base_model, self.nll_pairs or [])
+        nll = served_nll(store, base_model, self.nll_pairs or [], settings.gate_skip_opening_tokens)
         timings.update(heldout_s=round(held.seconds, 2), nll_s=round(time.perf_counter() - nll_start, 2))
-        return Point(u, held.score, held.compliance, held.answers, held.mean_words, nll,
-                     None if self.base_nll is None else nll - self.base_nll, served, True, 0, 0, timings,
-                     pipeline=pipeline, examples=held.examples)
+        base = self.base_nll
+        return Point(u, held.score, held.compliance, held.answers, held.mean_words, nll.whole,
+                     None if base is None else nll.whole - base.whole, served, True, 0, 0, timings,
+                     pipeline=pipeline, examples=held.examples,
+                     delta_nll_rest=None if base is None else nll.rest - base.rest)
 
 
 def _base_model_path(store, settings) -> str | None:
@@ -329,8 +339,9 @@ def aggregate(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
             if not chosen:
                 continue
             n = len(chosen[0]["points"])
-            row = {key: [mean([r["points"][i][key] for r in chosen]) for i in range(n)]
-                   for key in ("score", "compliance", "answers", "delta_nll", "feedback_turns", "mean_words")}
+            row = {key: [mean([r["points"][i].get(key) for r in chosen]) for i in range(n)]
+                   for key in ("score", "compliance", "answers", "delta_nll", "delta_nll_rest", "feedback_turns",
+                               "mean_words")}
             row["promoted"] = sum(1 for r in chosen for p in r["points"] if p["promoted"])
             row["decisions"] = [((p["pipeline"] or {}).get("report") or {}).get("decision", "failed")
                                 for r in chosen for p in r["points"][1:]]
@@ -354,10 +365,10 @@ def render_table(result: dict[str, Any]) -> str:
             gate = f"{row['promoted']}/{len(decisions)}" + (f" ({decisions.count('refused')} refused)"
                                                            if "refused" in decisions else "")
             rows.append([name, method, curve, row["compliance"][0], row["compliance"][-1], row["answers"][-1],
-                         row["delta_nll"][-1], row["feedback_turns"][-1], gate,
+                         row["delta_nll"][-1], row["delta_nll_rest"][-1], row["feedback_turns"][-1], gate,
                          t.get("simulate_s"), t.get("pipeline_s"), t.get("heldout_s")])
     headers = ["scenario", "method", "score by update (0 = base)", "compliance base", "compliance last",
-               "answers last", "ΔNLL last", "feedback turns", "promotions", "sim s/upd", "pipeline s/upd",
+               "answers last", "ΔNLL last", "ΔNLL last, after opening", "feedback turns", "promotions", "sim s/upd", "pipeline s/upd",
                "held-out s/upd"]
     stages = sorted({k for m in result["aggregate"].get("overall", {}).values() for k in m["timings"]
                      if k.startswith("pipeline.")})

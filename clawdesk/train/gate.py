@@ -86,8 +86,9 @@ def after_opening(token_nll: list[float], skip: int) -> float:
     return sum(rest) / len(rest) if rest else 0.0
 
 
-def _token_nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
-    """NLL of each response token given its prompt and the tokens before it."""
+def token_nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+    """NLL of each response token given its prompt and the tokens before it (also the
+    personalisation benchmark's regression check, so bench and gate measure the same thing)."""
     import torch
 
     from .scoring import response_logprobs
@@ -101,7 +102,7 @@ def _token_nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[lis
 
 def _nll(model: Any, pairs: list[tuple[list[int], list[int]]], skip: int = 0) -> list[float]:
     """Mean NLL per token of each response given its prompt (from its ``skip``-th token on)."""
-    return [after_opening(seq, skip) for seq in _token_nll(model, pairs)]
+    return [after_opening(seq, skip) for seq in token_nll(model, pairs)]
 
 
 def _opening(settings: Settings) -> str:
