@@ -163,10 +163,10 @@ def score_candidate(run: ScenarioRun, store, settings, run_id: int) -> dict[str,
     finally:
         engine.close()
     nll = adapter_nll_check(base_gguf, record.candidate_path, run.nll_pairs or [], settings.gate_skip_opening_tokens)
-    base = run.base_nll
+    delta, delta_rest = nll.minus(run.base_nll)
     return {"score": held.score, "compliance": held.compliance, "answers": held.answers,
-            "mean_words": held.mean_words, "delta_nll": None if base is None else nll.whole - base.whole,
-            "delta_nll_rest": None if base is None else nll.rest - base.rest, "examples": held.examples}
+            "mean_words": held.mean_words, "delta_nll": delta, "delta_nll_rest": delta_rest,
+            "examples": held.examples}
 
 
 def _slug(arm: str) -> str:
@@ -195,12 +195,13 @@ def setup(sr: ScenarioRun) -> tuple[Point, dict[str, Any]]:
                 engine.close()
             with isolated_home(sr.root / "start"):
                 from clawdesk import locations
+                from clawdesk.settings import load_settings
                 from clawdesk.store import open_store
 
                 store = open_store(locations.db_path())
                 try:
-                    sr.base_nll = served_nll(store, bundled_model_path(), sr.nll_pairs,
-                                             home_settings(sr.root / "start", sr.cfg, sr.seed).gate_skip_opening_tokens)
+                    skip = load_settings(env={}).gate_skip_opening_tokens  # the start home's settings file
+                    sr.base_nll = served_nll(store, bundled_model_path(), sr.nll_pairs, skip)
                 finally:
                     store.close()
         say(f"[{sr.scenario.name} seed {sr.seed}] reusing the judged start in {sr.root}")

@@ -100,6 +100,10 @@ class NllCheck:
     rest: float  # from each reply's ``skip``-th token on: what the gate checks (``gate_skip_opening_tokens``)
     skip: int
 
+    def minus(self, base: NllCheck | None) -> tuple[float | None, float | None]:
+        """(ΔNLL whole, ΔNLL after the opening) against ``base``; (None, None) with no base."""
+        return (None, None) if base is None else (self.whole - base.whole, self.rest - base.rest)
+
 
 def served_nll(store: Store, model_path: str, pairs: list[tuple[list[int], list[int]]], skip: int = 0) -> NllCheck:
     """The regression check under the served weights, in torch."""

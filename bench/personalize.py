@@ -274,11 +274,9 @@ class ScenarioRun:
         base_model = _base_model_path(store, settings) or model_path
         nll = served_nll(store, base_model, self.nll_pairs or [], settings.gate_skip_opening_tokens)
         timings.update(heldout_s=round(held.seconds, 2), nll_s=round(time.perf_counter() - nll_start, 2))
-        base = self.base_nll
-        return Point(u, held.score, held.compliance, held.answers, held.mean_words, nll.whole,
-                     None if base is None else nll.whole - base.whole, served, True, 0, 0, timings,
-                     pipeline=pipeline, examples=held.examples,
-                     delta_nll_rest=None if base is None else nll.rest - base.rest)
+        delta, delta_rest = nll.minus(self.base_nll)
+        return Point(u, held.score, held.compliance, held.answers, held.mean_words, nll.whole, delta, served, True,
+                     0, 0, timings, pipeline=pipeline, examples=held.examples, delta_nll_rest=delta_rest)
 
 
 def _base_model_path(store, settings) -> str | None:
