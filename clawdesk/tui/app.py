@@ -211,6 +211,10 @@ class ClawDeskApp(App[None]):
 
     def _poll(self) -> None:
         """Hot reload: a promotion or rollback changes the store's 'served_adapter' key."""
+        if not self.is_running:
+            # Textual removes the widgets on quit before it stops the app's timers; a tick in
+            # that window found no StatusBar and failed the exit (seen in CI, 0.1 s poll).
+            return
         value = self.store.get_state("served_adapter")
         if value != self._served and self.engine is not None:
             self._served = value

@@ -443,3 +443,14 @@ async def test_hot_reload_and_rollback_between_turns(engine, model_path, quick, 
             await wait_until(pilot, lambda: engine.adapter_version is None, 30, "rolled back from the palette")
     finally:
         engine.request_swap(None, None)
+
+
+async def test_quitting_while_the_hot_reload_poll_ticks(engine, quick, store):
+    """Textual removes the widgets on quit before it stops the app's timers; a poll tick in that
+    window used to fail the exit (NoMatches: StatusBar). A 0.5 ms poll hit it on every quit."""
+    for _ in range(5):
+        app = ClawDeskApp(settings=quick, engine=engine, poll_seconds=0.0005)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.01)
+            assert app.status.adapter == "none"
+        assert not app.is_running  # run_test re-raises an exception from a tick: reaching here is the check
