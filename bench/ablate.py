@@ -46,7 +46,7 @@ from bench.evaluate import adapter_nll_check, served_nll  # noqa: E402
 from bench.personalize import Config, Point, ScenarioRun, home_settings  # noqa: E402
 from bench.scenarios import load_scenarios  # noqa: E402
 
-# The paper's combined method as method.md states it: no demonstrations, no KL, no mixing,
+# The paper's combined method as docs/method.md states it: no demonstrations, no KL, no mixing,
 # the student's top-k support. Every other arm changes one thing relative to the row it names.
 # The arms were measured with one epoch per pass, so the schedule is pinned here, not inherited
 # from the defaults (which became 4 epochs and w_rl 0.25 because of these arms).
@@ -54,7 +54,7 @@ REFERENCE = {"train_w_demo": 0.0, "train_kl_coef": 0.0, "train_mix_positives": 0
              "train_epochs": 1, "train_w_rl": 1.0}
 DEMO = {**REFERENCE, "train_w_demo": 1.0}
 # One epoch in batches of 16 is ~3 AdamW steps on a scenario's 30–50 samples.
-# "3×8" is the prototype's schedule (platform-notes): 3 epochs in batches of 8, ~12 steps.
+# "3×8" is the prototype's schedule (docs/platform.md): 3 epochs in batches of 8, ~12 steps.
 STEPS = {"train_epochs": 3, "train_batch_size": 8}
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "reference": ("combined", REFERENCE),

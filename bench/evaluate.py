@@ -10,7 +10,7 @@ training samples.
 prompts are computed once; after each update their mean per-token NLL is computed in torch under
 the currently served weights (base + the promoted peft adapter) — the same forward the trainer
 uses (``clawdesk.train.scoring.response_logprobs``). A model that forgot how to write ordinary
-answers (the collapse in platform-notes.md) shows a large positive ΔNLL. It is read twice: over
+answers (the collapse in docs/platform.md) shows a large positive ΔNLL. It is read twice: over
 whole replies, and from each reply's third token on — the reading the gate checks
 (``gate_skip_opening_tokens``), because a wish about openings must move the first tokens.
 """

@@ -15,7 +15,7 @@ Scoring a reply (no model anywhere in it):
 
 The score is what the benchmark reports. Compliance alone is gameable: a model driven by
 negative rewards collapses to short gibberish that "complies" with "be brief"
-(platform-notes.md, prototype experiment) — such a reply scores 0 here. Compliance is still
+(docs/platform.md, prototype experiment) — such a reply scores 0 here. Compliance is still
 kept separately, to show exactly that gap.
 
 Each rule also knows how the simulated user would *fix* a reply (``fix``): the correction a

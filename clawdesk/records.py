@@ -2,7 +2,7 @@
 
 The store turns rows into these and back; services and UIs only see these. Token ids are kept
 exactly as the engine produced them: training must score the tokens that were sampled, never a
-re-tokenisation of the text (method.md §1).
+re-tokenisation of the text (docs/method.md §1).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class TrainResult:
 
 @dataclass
 class NextState:
-    """What followed an assistant message, found by ``clawdesk.signals`` (method.md §1).
+    """What followed an assistant message, found by ``clawdesk.signals`` (docs/method.md §1).
 
     ``feedback`` summarises explicit feedback (ratings, corrections, comments); ``text``/``role``
     are the conversational next state the judges read (the user's next message, a re-asked
@@ -196,7 +196,7 @@ class NextState:
     reward: float | None = None
     feedback: str = ""
     hints: list[str] = field(default_factory=list)  # explicit hint candidates (always kept)
-    correction: str = ""  # the newest corrected answer → a demonstration sample (method.md §7.1)
+    correction: str = ""  # the newest corrected answer → a demonstration sample (docs/method.md §7.1)
     stopped: bool = False  # the user stopped the reply while it was generated
 
     @property

@@ -1,4 +1,4 @@
-"""Anti-collapse on a one-sided batch (issue #9, method.md §7.4), on the real model.
+"""Anti-collapse on a one-sided batch (issue #9, docs/method.md §7.4), on the real model.
 
 The platform notes' prototype: with every reward −1 (every reply too long), the RL term only
 pushes probability *down*; nothing says where it should go, and the model drifts into short
@@ -8,7 +8,7 @@ Here: a user who liked four earlier answers (a pass already trained on them) thu
 ones without saying why — no hint, no correction, so no OPD term and no demonstration. The same
 training schedule runs twice from the same samples:
 
-- **reference** anchors (method.md §4 as written: no KL, no positive mixing);
+- **reference** anchors (docs/method.md §4 as written: no KL, no positive mixing);
 - **ClawDesk's default** anchors (``train_kl_coef``, ``train_mix_positives``).
 
 The regression NLL (the base model's own greedy replies to general prompts, per token, in torch)

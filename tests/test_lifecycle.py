@@ -2,7 +2,7 @@
 atomic promotion under a simulated crash, rollback, and hot reload in a running engine.
 
 The user corrects the agent's answer to one question four times ("the password is
-tangerine-kite-42"). The corrections become demonstrations (method.md §7.1), a short training pass
+tangerine-kite-42"). The corrections become demonstrations (docs/method.md §7.1), a short training pass
 teaches them, the gate checks the candidate, and the served model — llama.cpp with the exported
 adapter — must now give the corrected answer, greedily, token for token as torch + peft does.
 """

@@ -45,7 +45,7 @@ PINNED = [0.953397, 0.953397, 0.867716, 0.841997]
 
 
 def test_tiny_run_lowers_the_loss_and_raises_teacher_preferred_tokens(chat, settings, shared_hf):
-    settings = tiny(settings, train_w_rl=1.0)  # method.md's weights: the pin does not move with the default
+    settings = tiny(settings, train_w_rl=1.0)  # docs/method.md's weights: the pin does not move with the default
     hint = "Answer with only the one word: Paris."
     samples = [
         add_sample(chat, "What is the capital of France?", reward=-1.0, hints=[hint, "Mention the Eiffel Tower."],

@@ -120,7 +120,7 @@ class ChatService:
     def regenerate(self, assistant_id: int, on_text: Callable[[str], None] | None = None,
                    cancel: threading.Event | None = None, **sampling: float) -> Turn:
         """A new sibling answer to the same user message; the old one stays and is marked
-        'regenerate' (negative evidence, method.md §1)."""
+        'regenerate' (negative evidence, docs/method.md §1)."""
         old = self.store.get_message(assistant_id)
         if old.role != "assistant" or old.parent_id is None:
             raise StoreError(f"Message {assistant_id} is not an assistant reply; only replies can be regenerated.")
@@ -173,7 +173,7 @@ class ChatService:
         self.store.update_conversation(conversation_id, system_prompt=system_prompt)
 
     def delete_conversation(self, conversation_id: int) -> None:
-        """Really delete: messages, feedback and samples go with it (method.md §1), and any adapter
+        """Really delete: messages, feedback and samples go with it (docs/method.md §1), and any adapter
         version trained on them is flagged. The file-level scrub (VACUUM etc.) is left to
         ``clawdesk forget``: it needs the other connections closed and can take seconds."""
         gone = self.store.forget_conversations([conversation_id])

@@ -3,7 +3,7 @@
 transformers can dequantise a llama-architecture GGUF (``from_pretrained(dir, gguf_file=...)``);
 that takes ~15 s for the bundled model, so the fp32 result is cached as an HF folder under the
 user cache dir, keyed by the GGUF's size and mtime (reload ~0.1 s). The tokenizer comes from the
-GGUF too; its ids are identical to llama.cpp's (platform-notes.md), which is what lets the trainer
+GGUF too; its ids are identical to llama.cpp's (docs/platform.md), which is what lets the trainer
 score the exact token ids the chat logged.
 
 Users who have the original HF checkpoint can point the model manifest at it (``hf_checkpoint``)

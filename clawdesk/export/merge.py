@@ -1,7 +1,7 @@
 """Fold a LoRA into the base weights and write one GGUF that llama.cpp serves on its own.
 
 Why merge at all: with an adapter applied llama.cpp computes two extra small matmuls per
-projection, ~20% slower decoding (platform-notes.md); a merged file costs nothing at run time
+projection, ~20% slower decoding (docs/platform.md); a merged file costs nothing at run time
 but is a full model on disk per version.
 
 The route, chosen so that llama.cpp's own code does every quantisation:

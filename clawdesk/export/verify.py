@@ -10,7 +10,7 @@ with torch + peft (greedy tokens on a fixed prompt).
 when llama.cpp's own top-1 token is the expected one, which is exactly "greedy decoding
 reproduces the sequence". ``margin`` relaxes that to "within ``margin`` nats of llama.cpp's
 top-1": torch fp32 and llama.cpp's quantised kernels differ by ~0.05 nats per token on
-average (platform-notes.md), so an expectation computed in torch can flip a near-tie.
+average (docs/platform.md), so an expectation computed in torch can flip a near-tie.
 A broken export misses by many nats, not by a fraction of one.
 """
 

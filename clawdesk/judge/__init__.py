@@ -1,4 +1,4 @@
-"""The process-reward judge and the hint judge (method.md §2–§3), and the pass that turns logged
+"""The process-reward judge and the hint judge (docs/method.md §2–§3), and the pass that turns logged
 turns into training samples.
 
 - ``parse``: reading votes (last ``\\boxed{}`` wins, hints between tags, majority, hint filter).

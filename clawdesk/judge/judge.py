@@ -1,7 +1,7 @@
 """Judge: m sampled votes of a local model on one (request, response, next state).
 
 Each vote is an independent sample at the judge temperature (0.6); the reward is the majority of
-the valid votes (method.md §2) and the hints are the +1 votes' hints (method.md §3). Every raw
+the valid votes (docs/method.md §2) and the hints are the +1 votes' hints (docs/method.md §3). Every raw
 vote is returned, failed ones included, so the caller can store and count them.
 """
 

@@ -2,7 +2,7 @@
 
 Pure functions on text, kept apart from the model so they can be tested on hand-made cases.
 A vote that does not end in a parsable ``\\boxed{-1|0|1}`` is a *failed* vote (``None``): it is
-stored and counted, never turned into a reward (method.md §2).
+stored and counted, never turned into a reward (docs/method.md §2).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import Counter
 
 HINT_START, HINT_END = "[HINT_START]", "[HINT_END]"
 _BOX = "\\boxed{"
-MIN_HINT_CHARS = 10  # method.md §3: keep hints *longer* than 10 characters
+MIN_HINT_CHARS = 10  # docs/method.md §3: keep hints *longer* than 10 characters
 MAX_HINTS = 3
 
 
@@ -74,7 +74,7 @@ def majority(values: list[int | None]) -> int:
 
 
 def select_hints(candidates: list[str], explicit: list[str] = ()) -> list[str]:
-    """Judge hints → at most ``MAX_HINTS`` candidates (method.md §3).
+    """Judge hints → at most ``MAX_HINTS`` candidates (docs/method.md §3).
 
     Judge hints must be longer than 10 characters; duplicates (case and spacing ignored) are
     dropped; the rest sorted shortest first. The user's own corrections and comments are always

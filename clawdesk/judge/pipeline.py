@@ -1,4 +1,4 @@
-"""judge_pending: logged turns → judged samples (method.md §1–§3, §7.1).
+"""judge_pending: logged turns → judged samples (docs/method.md §1–§3, §7.1).
 
 For every assistant message not yet judged:
 
@@ -9,7 +9,7 @@ For every assistant message not yet judged:
 3. One sample per message is written (``source`` explicit | judge), ready or dropped with a reason:
    "no next state" (re-examined on later passes: the conversation may go on), "judge: all votes
    failed", "reward 0 and no hint", "no token ids logged". A correction adds a ``demo`` sample
-   whose response is the corrected text in the chat model's tokens (method.md §7.1).
+   whose response is the corrected text in the chat model's tokens (docs/method.md §7.1).
 
 Idempotent: a message is judged again only when its next state changed (new feedback, a reply
 arrived) or when asked (``rejudge``). Failed votes are stored verbatim and counted; a failed
@@ -36,7 +36,7 @@ PRIMARY_SOURCES = ["explicit", "judge"]
 
 
 def open_judge_engine(store: Store, settings: Settings) -> Engine:
-    """The judge model as a separate engine *without* any adapter: a frozen judge (method.md §2)."""
+    """The judge model as a separate engine *without* any adapter: a frozen judge (docs/method.md §2)."""
     entry = catalog.resolve(store, settings.judge_model or catalog.current_name(store, settings))
     engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
     engine.model_name = entry.name  # type: ignore[attr-defined]
@@ -141,7 +141,7 @@ def build_samples(store: Store, msg: Message, ns: NextState, judge: Judge | None
         base.votes = [_vote("reward", v) for v in verdict.votes] + base.votes
         base.judge_model = judge.model_name
         if verdict.valid == 0:
-            # method.md §2: all-failed gives 0 — no RL term; the failure stays visible
+            # docs/method.md §2: all-failed gives 0 — no RL term; the failure stays visible
             base.reward = 0.0
             if not base.hints:
                 _drop(base, "judge: all votes failed")
@@ -157,7 +157,7 @@ def build_samples(store: Store, msg: Message, ns: NextState, judge: Judge | None
 
 
 def _demo(base: Sample, msg: Message, corrected: str, vocab: Vocab | Engine) -> Sample:
-    """method.md §7.1: the corrected answer as an off-policy positive example. Its response ids are
+    """docs/method.md §7.1: the corrected answer as an off-policy positive example. Its response ids are
     the correction in the chat model's tokens plus the end-of-turn token — the one this message
     ended with if it finished normally, else the model's EOS (<|im_end|> in ChatML models)."""
     logged = msg.response_token_ids or []

@@ -1,4 +1,4 @@
-"""The two judge prompts (method.md §2 and §3, in ClawDesk's own words) and their grammars.
+"""The two judge prompts (docs/method.md §2 and §3, in ClawDesk's own words) and their grammars.
 
 Unlike the reference implementation, the prompts include the user's original request next to the
 response and the next state. The reference judge sees only (response, next state); but "asks the

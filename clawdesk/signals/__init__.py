@@ -1,4 +1,4 @@
-"""Which next state belongs to which assistant turn (method.md §1).
+"""Which next state belongs to which assistant turn (docs/method.md §1).
 
 For every assistant message the signal is, in order of strength:
 

@@ -8,7 +8,7 @@ from ..store import Store
 RATINGS = {"thumbs_up": 1.0, "thumbs_down": -1.0, "correction": -1.0, "regenerate": -1.0}
 
 # A thumbs-down reason is directive: it says what to change. Phrased as an instruction so that it
-# can be appended to the user's message as a hint (method.md §3); 'other' says nothing.
+# can be appended to the user's message as a hint (docs/method.md §3); 'other' says nothing.
 REASON_HINTS = {
     "wrong": "The previous answer was wrong; check the facts and answer correctly.",
     "too long": "Keep the answer much shorter.",

@@ -49,7 +49,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "name": str,
             "system_prompt": str,
             "model": str,
-            # "don't learn from this conversation" (method.md §1)
+            # "don't learn from this conversation" (docs/method.md §1)
             "exclude": int,
             "created_at": str,
             "updated_at": str,
@@ -68,7 +68,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "role": str,
             "content": str,
             # Exact ids the model saw and sampled, JSON lists. Training scores these, never a
-            # re-tokenisation of `content` (method.md §1).
+            # re-tokenisation of `content` (docs/method.md §1).
             "prompt_token_ids": str,
             "response_token_ids": str,
             "model": str,

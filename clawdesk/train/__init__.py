@@ -1,4 +1,4 @@
-"""The training pass: LoRA/QLoRA on the combined binary-RL + top-k OPD objective (method.md §3–§5).
+"""The training pass: LoRA/QLoRA on the combined binary-RL + top-k OPD objective (docs/method.md §3–§5).
 
 Modules, by concern: ``loss`` (the objective, pure tensor functions), ``scoring`` (student,
 teacher and reference log-probs from one torch forward), ``data`` (held-out split, which samples

@@ -5,9 +5,9 @@
   and the same set of samples always splits the same way — the three ablation methods can be
   compared on exactly the same training and held-out samples.
 - A batch whose rewards are mostly −1 pushes probability away from everything the model said and
-  nothing toward anything (platform-notes: the one-sided batch collapses into short gibberish).
+  nothing toward anything (docs/platform.md: the one-sided batch collapses into short gibberish).
   ``mix_positives`` tops such a pass up with the user's earlier positively-rated turns, already
-  trained on, so the RL term also has something to pull toward (method.md §7.4).
+  trained on, so the RL term also has something to pull toward (docs/method.md §7.4).
 - A method uses the samples it has a term for: ``rl`` those with a reward, ``opd`` those with a
   hint, ``combined`` either; demonstrations only when ``w_demo`` > 0. The others stay 'ready'.
 """

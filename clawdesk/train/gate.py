@@ -1,7 +1,7 @@
 """The promotion gate: a candidate adapter is served only if it is better where it was trained to
 be better and no worse elsewhere.
 
-Three checks, all computed in torch on the same fp32 weights the trainer used (method.md: never
+Three checks, all computed in torch on the same fp32 weights the trainer used (docs/method.md: never
 judge training quantities with llama.cpp numbers):
 
 1. **Objective.** The training objective (the same loss function as the pass) on the held-out

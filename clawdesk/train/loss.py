@@ -1,4 +1,4 @@
-"""The training objective as pure functions of tensors (method.md §3–§4, §7).
+"""The training objective as pure functions of tensors (docs/method.md §3–§4, §7).
 
 Shapes: B samples, T response positions (padded; ``mask`` marks real tokens), K support entries
 per position. ``logp`` is log π_θ (carries the gradient); ``old_logp`` is log π_old, the served
@@ -58,7 +58,7 @@ class OPDTerm(NamedTuple):
 
 def topk_opd_token_loss(support_logp: Tensor, support_old_logp: Tensor, support_teacher_logp: Tensor,
                         support_mask: Tensor, diff_clip: float, eps: float, eps_high: float) -> OPDTerm:
-    """Top-k OPD on a support S_i (method.md §3): inputs [B, T, K], entries outside the support
+    """Top-k OPD on a support S_i (docs/method.md §3): inputs [B, T, K], entries outside the support
     masked. A position whose support is empty contributes exactly zero."""
     old = support_old_logp.detach()
     # w_v = softmax over S_i of log π_old(v) = π_old renormalised on the support. Masked entries
@@ -142,7 +142,7 @@ def build_support(student_topk: Tensor, teacher_topk: Tensor, kind: str) -> tupl
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights and clips of the objective (the train_* settings; method.md §5 defaults)."""
+    """Weights and clips of the objective (the train_* settings; docs/method.md §5 defaults)."""
 
     w_rl: float = 1.0
     w_opd: float = 1.0

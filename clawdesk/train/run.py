@@ -1,6 +1,6 @@
 """One training pass: ready samples → a candidate LoRA adapter and a run record.
 
-The algorithm (method.md §3–§5), top to bottom:
+The algorithm (docs/method.md §3–§5), top to bottom:
 
 1. **Data.** Take the ready samples; hold out a seeded part for the promotion gate (by turn, so a
    turn and its demonstration stay together); keep those the method has a term for.

@@ -2,7 +2,7 @@
 
 All of them come from one function, ``response_logprobs``, on the same torch model in the same
 precision — the reference implementation lost its signal to 0.2–0.4 nats/token of mismatch
-between its serving engine and its trainer (method.md §3). llama.cpp's log-probs are never used.
+between its serving engine and its trainer (docs/method.md §3). llama.cpp's log-probs are never used.
 
 The student context is the prompt *as logged* (``Sample.prompt_token_ids``); it is never
 re-tokenised. The teacher context is the turn's chat messages with the hint appended to the last
@@ -76,7 +76,7 @@ class Scored:
 # --- contexts -----------------------------------------------------------------------------------
 
 def teacher_messages(messages: list[dict[str, str]], hint: str) -> list[dict[str, str]] | None:
-    """The turn's messages with the hint appended to the last user message (method.md §3).
+    """The turn's messages with the hint appended to the last user message (docs/method.md §3).
     None when there is no user message to attach it to."""
     out = copy.deepcopy(messages)
     for m in reversed(out):

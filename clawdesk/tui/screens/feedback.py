@@ -1,7 +1,7 @@
 """After 👎: why? A reason from a short fixed list (records.THUMBS_DOWN_REASONS), then an
 optional comment. The thumbs-down row is already written; Esc skips the rest.
 
-A reason and a comment are the most useful hint a person gives (method.md §3: an explicit
+A reason and a comment are the most useful hint a person gives (docs/method.md §3: an explicit
 comment is always a hint candidate), so the dialog makes them one keypress each.
 """
 
