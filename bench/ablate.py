@@ -155,7 +155,7 @@ def score_candidate(run: ScenarioRun, store, settings, run_id: int) -> dict[str,
     from clawdesk.export import peft_to_gguf_lora
 
     record = store.get_run(run_id)
-    base_gguf = catalog.resolve(store, catalog.current_name(store, settings)).path
+    base_gguf = catalog.current_model(store, settings).path
     gguf = peft_to_gguf_lora(Path(record.candidate_path), base_gguf, Path(record.candidate_path).parent / "adapter.gguf")
     engine = Engine(base_gguf, n_ctx=settings.n_ctx, n_threads=settings.n_threads, adapter_path=gguf)
     try:

@@ -78,7 +78,8 @@ def main() -> None:
 
     settings = load_settings()
     store = open_store(locations.db_path())
-    entry = catalog.resolve(store, settings.judge_model or catalog.current_name(store, settings))
+    entry = (catalog.resolve(store, settings.judge_model) if settings.judge_model
+             else catalog.current_model(store, settings))
     engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=args.threads or settings.n_threads)
     cases = load_cases()[:: args.every]
     cases = cases[: args.limit] if args.limit else cases

@@ -65,7 +65,7 @@ def curve(home: Path, scenario: Any, target: str, overrides: dict[str, Any], met
         store = open_store(locations.db_path())
         try:
             settings = replace(load_settings(env={}), **overrides)
-            entry = catalog.resolve(store, catalog.current_name(store, settings))
+            entry = catalog.current_model(store, settings)
             train, _ = split_heldout(store.samples(status="ready"), settings.train_heldout_fraction,
                                      settings.train_seed)
             weights = method_weights(method, settings)

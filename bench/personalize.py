@@ -283,7 +283,7 @@ def _base_model_path(store, settings) -> str | None:
     """The base GGUF (the torch weights are rebuilt from it; a merged served model is not)."""
     from clawdesk import catalog
 
-    return catalog.resolve(store, catalog.current_name(store, settings)).path
+    return catalog.current_model(store, settings).path
 
 
 class _PipelineProgress:

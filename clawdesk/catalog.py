@@ -95,6 +95,12 @@ def resolve(store: Store, name_or_path: str) -> ModelEntry:
     raise ModelNotFound(f"No model named '{name_or_path}' (known: {known}); add one with `clawdesk models add PATH.gguf`.")
 
 
+def current_model(store: Store, settings: Settings) -> ModelEntry:
+    """The chat model's entry (``current_name`` resolved): one call for the many places — chat,
+    training, the gate, the judge's fallback, the benchmarks — that need the file itself."""
+    return resolve(store, current_name(store, settings))
+
+
 def check_gguf(path: Path | str):
     """Cheap structural check before llama.cpp sees the file: magic bytes and a readable header
     whose tensors fit inside the file (catches truncated copies, which llama.cpp may not).

@@ -37,8 +37,7 @@ def open_engine(store: Store, settings: Settings, model: str | None = None, with
     A served version whose files are missing or damaged must not keep the user from chatting:
     we fall back along its parents to the newest version that loads, else to the base model, and
     say so in ``engine.fallback_note`` (the UI shows it; ``clawdesk adapters`` can roll back)."""
-    name = model or catalog.current_name(store, settings)
-    entry = catalog.resolve(store, name)
+    entry = catalog.resolve(store, model) if model else catalog.current_model(store, settings)
     adapter_path, version, merged = served_adapter(store) if with_adapter else (None, None, None)
     note = ""
     while True:

@@ -99,7 +99,7 @@ def diff(app: AppContext, version: str, other: str | None, count: int, extra: tu
     prompts = list(extra) or [m.content for m in _recent_user_prompts(store, count)]
     if not prompts:
         raise ClawDeskError("No prompts to compare on yet; chat a little or pass --prompt.")
-    base = catalog.resolve(store, catalog.current_name(store, app.settings)).path
+    base = catalog.current_model(store, app.settings).path
     columns = []
     for v in (version, other):
         adapter, merged, label = files(v)

@@ -78,7 +78,7 @@ def doctor(app: AppContext, repair: bool) -> None:
         store = None
     if store is not None:
         try:
-            entry = catalog.resolve(store, catalog.current_name(store, settings))
+            entry = catalog.current_model(store, settings)
             catalog.check_gguf(entry.path)
             detail = entry.path
             if entry.sha256:

@@ -37,7 +37,8 @@ PRIMARY_SOURCES = ["explicit", "judge"]
 
 def open_judge_engine(store: Store, settings: Settings) -> Engine:
     """The judge model as a separate engine *without* any adapter: a frozen judge (docs/method.md §2)."""
-    entry = catalog.resolve(store, settings.judge_model or catalog.current_name(store, settings))
+    entry = (catalog.resolve(store, settings.judge_model) if settings.judge_model
+             else catalog.current_model(store, settings))
     engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
     engine.model_name = entry.name  # type: ignore[attr-defined]
     return engine
@@ -194,7 +195,7 @@ def _model_path(store: Store, settings: Settings, name: str) -> str:
         for entry in catalog.all_models(store):
             if candidate and candidate in (entry.name, Path(entry.path).stem) and entry.path:
                 return entry.path
-    return catalog.resolve(store, catalog.current_name(store, settings)).path
+    return catalog.current_model(store, settings).path
 
 
 def _needs_judge(ns: NextState) -> bool:

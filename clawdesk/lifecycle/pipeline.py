@@ -106,4 +106,4 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
 def _base_gguf(store: Store, settings: Settings) -> str:
     from .. import catalog
 
-    return catalog.resolve(store, catalog.current_name(store, settings)).path
+    return catalog.current_model(store, settings).path

@@ -186,7 +186,7 @@ def gate(store: Store, settings: Settings, result: TrainResult,
 
     say = progress or (lambda _m: None)
     start = time.perf_counter()
-    entry = catalog.resolve(store, catalog.current_name(store, settings))
+    entry = catalog.current_model(store, settings)
     base_dir = _base_dir(entry)
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))

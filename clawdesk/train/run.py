@@ -89,7 +89,7 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                             f"({len(heldout)} more are held out); collect more feedback or try --method combined.")
 
     # 2. model
-    entry = catalog.resolve(store, catalog.current_name(store, settings))
+    entry = catalog.current_model(store, settings)
     parent = store.served_version()
     adapter_dir = store.get_adapter(parent).path if parent is not None else None
     from .backend import choose_backend, load_trainable, trainable_parameters
