@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from clawdesk.catalog import check_gguf
+from clawdesk.engine.gguf_check import check_gguf
 from clawdesk.engine import Engine
 from clawdesk.errors import ModelCorrupt, TrainingError
 from clawdesk.export import merge_to_gguf, open_served, peft_to_gguf_lora, served_greedy, verify_served

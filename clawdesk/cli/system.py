@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .. import catalog, locations
+from ..engine.gguf_check import check_gguf
 from ..errors import ClawDeskError
 from ..settings import describe, load_settings
 from .context import AppContext, pass_app
@@ -79,7 +80,7 @@ def doctor(app: AppContext, repair: bool) -> None:
     if store is not None:
         try:
             entry = catalog.current_model(store, settings)
-            catalog.check_gguf(entry.path)
+            check_gguf(entry.path)
             detail = entry.path
             if entry.sha256:
                 digest = catalog.sha256_of(entry.path)

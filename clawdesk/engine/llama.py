@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..catalog import ensure_gguf
+from .gguf_check import ensure_gguf
 from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation, TokenScores
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from ..catalog import check_gguf
+from .gguf_check import check_gguf
 from ..errors import ModelCorrupt, ModelNotFound
 from .llama import _quiet_stderr
 

@@ -78,7 +78,7 @@ def read_layout(reader) -> BaseLayout:
 
 def open_base(base_gguf: str | Path):
     """A ``gguf.GGUFReader`` for the base GGUF; ModelNotFound/ModelCorrupt for a missing or broken file."""
-    from ..catalog import check_gguf
+    from ..engine.gguf_check import check_gguf
 
     return check_gguf(base_gguf)
 

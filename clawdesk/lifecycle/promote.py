@@ -25,7 +25,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import catalog, locations
+from .. import locations
+from ..engine.gguf_check import check_gguf
 from ..errors import ModelCorrupt, ModelNotFound, StoreError, TrainingError
 from ..records import AdapterVersion, VerifyCase
 from ..settings import Settings
@@ -141,7 +142,7 @@ def rollback(store: Store, version: int | None) -> AdapterVersion | None:
     except StoreError:
         raise ModelNotFound(f"There is no adapter version {version}; `clawdesk adapters list` shows what is kept.") from None
     try:
-        catalog.check_gguf(adapter.gguf_path)
+        check_gguf(adapter.gguf_path)
     except (ModelNotFound, ModelCorrupt) as e:
         raise ModelCorrupt(f"Version {version} cannot be served ({e}); pick another version.") from None
     store.set_served(version)
