@@ -1,6 +1,7 @@
 # ClawDesk: two commands on a fresh machine.
 #   make chat   installs whatever is missing, then starts the chat on the bundled model
 #   make test   installs whatever is missing, then runs the test suite
+#   make test-fast  the model-free tier (no llama.cpp, no torch model): under 2 minutes
 # Both are idempotent: a stamp file records that the venv matches pyproject.toml.
 
 PYTHON   ?= python3
@@ -15,12 +16,16 @@ LLAMA    := llama_cpp_python-0.3.36
 LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 PYTEST_ARGS ?=
 
-.PHONY: chat test install bench clean-venv
+.PHONY: chat test test-fast install bench clean-venv
 chat: install
 	$(VENV)/bin/clawdesk chat
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The marks are applied by tests/conftest.py from the fixtures each test uses.
+test-fast: install
+	$(PY) -m pytest -q -m "not model and not bench" $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -1,5 +1,9 @@
 """Shared fixtures. Every test runs against a fresh ``CLAWDESK_HOME`` (tmp dir), a real SQLite
-file and — where a model is needed — the real bundled SmolLM2-135M through real llama.cpp."""
+file and — where a model is needed — the real bundled SmolLM2-135M through real llama.cpp.
+
+Test tiers are applied here, not remembered by each author: a test that uses a model fixture
+(directly or through another fixture) is marked ``model``; a test of a benchmark script is
+marked ``bench``. ``make test-fast`` runs ``-m "not model and not bench"``."""
 
 from __future__ import annotations
 
@@ -12,6 +16,20 @@ import pytest
 from clawdesk import catalog
 from clawdesk.settings import Settings, load_settings
 from clawdesk.store import Store, open_store
+
+
+# Fixtures whose use means the test loads the bundled model (llama.cpp or its torch copy).
+MODEL_FIXTURES = frozenset({"model_path", "engine", "shared_hf", "hf_cache"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tiers. ``fixturenames`` is the transitive closure, so a fixture that builds on
+    ``engine`` (a chat service, a trained adapter) marks its tests too."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+        if item.path.name.startswith("test_bench"):
+            item.add_marker(pytest.mark.bench)
 
 
 @pytest.fixture(autouse=True)
