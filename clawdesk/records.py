@@ -355,3 +355,16 @@ class RepairReport:
     lost: dict[str, int] = field(default_factory=dict)  # table → rows known to exist but unreadable/orphaned
     unreadable_tables: list[str] = field(default_factory=list)  # tables SQLite could not read at all
     integrity: str = ""  # integrity_check of the new database
+
+
+@dataclass
+class ServedTurn:
+    """An assistant reply ``clawdesk serve`` gave, by the completion id the client knows it by."""
+
+    completion_id: str
+    message_id: int
+    session_key: str
+    turn_type: str  # main | side (side turns are served and logged, never trained on)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    created_at: str = ""

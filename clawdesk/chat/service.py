@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import catalog
 from ..engine import Engine
@@ -123,13 +124,29 @@ class ChatService:
         old = self.store.get_message(assistant_id)
         if old.role != "assistant" or old.parent_id is None:
             raise StoreError(f"Message {assistant_id} is not an assistant reply; only replies can be regenerated.")
+    def append(self, conversation_id: int, role: str, content: str, parent_id: int | None) -> Message:
+        """Log a message the model did not write below ``parent_id``: an API client's user message,
+        a tool result, or an earlier assistant reply the client holds and the store does not."""
+        conv = self.store.get_conversation(conversation_id)
+        if role == "user" and parent_id is None and conv.name == "New conversation":
+            self.store.update_conversation(conversation_id, name=_title(content))
+        return self.store.add_message(conversation_id, role, content, parent_id=parent_id)
+
+    def reply(self, parent_id: int, on_text: Callable[[str], None] | None = None,
+              cancel: threading.Event | None = None, **sampling: Any) -> Turn:
+        """Generate and log the reply to a message already logged (a user message or a tool
+        result): the path for a client that sends the history itself (``clawdesk serve``).
+        ``sampling`` may also carry ``stop`` and ``tools`` through to the engine."""
+        parent = self.store.get_message(parent_id)
+        return self._reply(self.store.get_conversation(parent.conversation_id), parent, on_text, cancel, **sampling)
+
         self.store.add_feedback(assistant_id, "regenerate")
         conv = self.store.get_conversation(old.conversation_id)
         user = self.store.get_message(old.parent_id)
         return self._reply(conv, user, on_text, cancel, **sampling)
 
     def _reply(self, conv: Conversation, user: Message, on_text: Callable[[str], None] | None,
-               cancel: threading.Event | None, **sampling: float) -> Turn:
+               cancel: threading.Event | None, **sampling: Any) -> Turn:
         s = self.settings
         params = {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
                   "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": s.seed}

@@ -9,7 +9,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from .gguf_check import ensure_gguf
 from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation, TokenScores
+from .stops import StopScanner
 
 Messages = list[dict[str, str]]
 
@@ -107,6 +108,11 @@ class Engine:
 
     # --- adapters and swaps ---------------------------------------------------------------------
     def _apply_adapter(self, path: str | None, version: int | None) -> None:
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the model's chat template renders a ``tools`` list (OpenAI function tools)."""
+        return "tools" in self._formatter.template
+
         """Swap the LoRA in the running model (~0.03 s). Called with the turn lock held."""
         lib = _llama_cpp()
         new = None
@@ -174,20 +180,23 @@ class Engine:
     def detokenize(self, ids: list[int]) -> str:
         return self._llm.detokenize(list(ids)).decode("utf-8", errors="replace")
 
-    def render(self, messages: Messages) -> list[int]:
-        """The model's own chat template → prompt token ids (special tokens parsed)."""
-        text = self._formatter(messages=messages).prompt
+    def render(self, messages: Messages, tools: list[dict[str, Any]] | None = None) -> list[int]:
+        """The model's own chat template → prompt token ids (special tokens parsed). ``tools``
+        reaches the template only when given (a template without tool support ignores it)."""
+        extra = {"tools": tools} if tools else {}
+        text = self._formatter(messages=messages, **extra).prompt
         ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         bos = self._llm.token_bos()
         if self._llm._model.add_bos_token() and bos >= 0 and (not ids or ids[0] != bos):
             ids = [bos] + ids
         return ids
 
-    def fit(self, messages: Messages, reserve: int) -> tuple[list[int], int]:
+    def fit(self, messages: Messages, reserve: int,
+            tools: list[dict[str, Any]] | None = None) -> tuple[list[int], int]:
         """Render, dropping the oldest turns (then the head of the last message) until the prompt
         leaves ``reserve`` tokens for the reply. Returns (ids, tokens dropped)."""
         budget = max(64, self.n_ctx - reserve)
-        full = self.render(messages)
+        full = self.render(messages, tools)
         ids, msgs = full, list(messages)
         while len(ids) > budget:
             first = 1 if msgs and msgs[0]["role"] == "system" else 0
@@ -199,11 +208,11 @@ class Engine:
                 keep = max(1, len(content_ids) - (len(ids) - budget) - 8)
                 last["content"] = self.detokenize(content_ids[-keep:])
                 msgs[-1] = last
-                ids = self.render(msgs)
+                ids = self.render(msgs, tools)
                 if len(ids) > budget:  # a system prompt alone overflows: cut it too
                     ids = ids[-budget:]
                 break
-            ids = self.render(msgs)
+            ids = self.render(msgs, tools)
         return ids, len(full) - len(ids)
 
     # --- generation -----------------------------------------------------------------------------
@@ -211,17 +220,19 @@ class Engine:
                  temperature: float = 0.7, top_p: float = 0.95, top_k: int = 40, repeat_penalty: float = 1.1,
                  max_tokens: int = 512, seed: int = -1, grammar: Any = None,
                  on_text: Callable[[str], None] | None = None,
-                 cancel: threading.Event | None = None) -> Generation:
+                 cancel: threading.Event | None = None, stop: Sequence[str] = (),
+                 tools: list[dict[str, Any]] | None = None) -> Generation:
         """Sample one reply. ``on_text`` receives decoded text pieces as they arrive (valid UTF-8
         only: a character split across tokens is emitted once complete). ``cancel`` stops early
-        and keeps what was produced (finish_reason 'cancelled')."""
+        and keeps what was produced (finish_reason 'cancelled'). ``stop`` strings end the reply
+        before them (finish_reason 'stop'; see ``stops.py``); ``tools`` go to the chat template."""
         with self._turn_lock:
             self._apply_pending()
             truncated = 0
             if prompt_ids is None:
                 assert messages is not None
                 reserve = min(max_tokens, self.n_ctx // 2)
-                prompt_ids, truncated = self.fit(messages, reserve)
+                prompt_ids, truncated = self.fit(messages, reserve, tools)
             max_tokens = max(1, min(max_tokens, self.n_ctx - len(prompt_ids)))
             seed = seed if seed >= 0 else random.randrange(2**31)
             self._llm.set_seed(seed)
@@ -232,6 +243,9 @@ class Engine:
             out: list[int] = []
             finish = "length"
             start = time.perf_counter()
+            if stop:
+                sampling["stop"] = list(stop)
+            stopper = StopScanner(stop) if stop else None
             ttft = 0.0
             # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
             gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
@@ -250,9 +264,14 @@ class Engine:
                         if on_text:
                             on_text(piece)
                     if cancel is not None and cancel.is_set():
+                    if stopper is not None:
+                        piece = stopper.feed(piece)
                         finish = "cancelled"
                         break
                     if len(out) >= max_tokens:
+                        break
+                    if stopper is not None and stopper.hit:
+                        finish = "stop"
                         break
             finally:
                 gen.close()
@@ -262,6 +281,8 @@ class Engine:
                 if on_text:
                     on_text(tail)
             return Generation(text="".join(pieces), prompt_token_ids=list(prompt_ids), response_token_ids=out,
+            if stopper is not None:
+                tail = "" if stopper.hit else stopper.feed(tail) + stopper.flush()
                               finish_reason=finish, ttft_s=ttft, duration_s=time.perf_counter() - start,
                               truncated_tokens=truncated, sampling=sampling)
 

@@ -201,3 +201,34 @@ def m002_pipeline_log(db: sqlite_utils.Database) -> None:
         not_null={"at", "trigger", "decision"},
         defaults={"detail": ""},
     )
+
+
+@migration
+def m003_serve_sessions(db: sqlite_utils.Database) -> None:
+    # `clawdesk serve` (clawdesk/store/sessions.py): an agent's session id → the conversation that
+    # holds it, and the completion id it was given → the assistant message. Plain SQL because
+    # sqlite-utils cannot declare ON DELETE CASCADE, and deleting a conversation must take these
+    # rows (session ids, the request's tool definitions) with it: "delete" means delete.
+    db.execute("""
+        create table serve_sessions (
+            id integer primary key,
+            key text not null,
+            turn_type text not null,  -- main | side
+            conversation_id integer not null references conversations(id) on delete cascade,
+            source text not null default '',  -- header | body | prefix
+            done integer not null default 0,
+            created_at text not null,
+            updated_at text)""")
+    # at most one live conversation per (session, turn type); a done session keeps its rows
+    db.execute("create unique index serve_sessions_live on serve_sessions(key, turn_type) where done = 0")
+    db.execute("create index serve_sessions_conversation on serve_sessions(conversation_id)")
+    db.execute("""
+        create table served_turns (
+            completion_id text primary key,
+            message_id integer not null references messages(id) on delete cascade,
+            session_key text not null default '',
+            turn_type text not null default 'main',
+            tools text,  -- the request's `tools`, JSON, stored with the turn
+            tool_choice text,
+            created_at text not null)""")
+    db.execute("create index served_turns_message on served_turns(message_id)")
