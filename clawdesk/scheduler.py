@@ -47,11 +47,7 @@ def on_ac_power() -> bool:
 
 def pending_signal(store: Store) -> int:
     """Turns that could become samples: ready samples plus assistant turns not yet judged."""
-    ready = store.counts()["samples_ready"]
-    unjudged = store.execute(
-        "select count(*) from messages m where m.role = 'assistant' and m.exclude = 0 "
-        "and not exists (select 1 from samples s where s.message_id = m.id)")[0][0]
-    return ready + unjudged
+    return store.pending_signal()
 
 
 def should_run(store: Store, settings: Settings, now: dt.datetime) -> tuple[bool, str]:

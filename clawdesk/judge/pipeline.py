@@ -49,19 +49,29 @@ def pending(store: Store, rejudge: bool = False) -> list[tuple[Message, NextStat
 
     A sample is out of date when the next state it was built from (``Sample.next_state``, which
     includes a summary of the explicit feedback) differs from the current one — unless it was
-    already trained on ('used'). Reading every message's signals is a few indexed queries each;
-    cheap next to one judge vote."""
-    out = []
-    for msg in store.assistant_messages():
+    already trained on ('used').
+
+    Only the store's change queue is read (turns never judged, or whose signals changed since a
+    pass last found them up to date), so a pass costs what changed, not the whole history; the
+    turns found up to date are settled off the queue. ``rejudge`` reads every turn."""
+    if rejudge:
+        return [(msg, find_next_state(store, msg)) for msg in store.assistant_messages()]
+    out, settled = [], []
+    for msg, seq in store.changed_turns():
         ns = find_next_state(store, msg)
-        if not rejudge:
-            current = [s for s in store.samples_for(msg.id) if s.source in PRIMARY_SOURCES]
-            if current and current[0].status == "used":
-                continue  # already trained on: a late signal must not train the same turn twice
-            if current and current[0].source == _source(ns) and current[0].next_state == ns.summary:
-                continue
-        out.append((msg, ns))
+        if _up_to_date(store, msg, ns):
+            settled.append((msg.id, seq))
+        else:
+            out.append((msg, ns))
+    store.settle_turns(settled)
     return out
+
+
+def _up_to_date(store: Store, msg: Message, ns: NextState) -> bool:
+    current = [s for s in store.samples_for(msg.id) if s.source in PRIMARY_SOURCES]
+    if current and current[0].status == "used":
+        return True  # already trained on: a late signal must not train the same turn twice
+    return bool(current) and current[0].source == _source(ns) and current[0].next_state == ns.summary
 
 
 def judge_pending(store: Store, settings: Settings, judge_engine: Engine | None = None, limit: int | None = None,

@@ -232,3 +232,68 @@ def m003_serve_sessions(db: sqlite_utils.Database) -> None:
             tool_choice text,
             created_at text not null)""")
     db.execute("create index served_turns_message on served_turns(message_id)")
+
+
+
+def _queue(where: str) -> str:
+    """A trigger statement: put the assistant messages matching ``where`` on the judge's change
+    queue, with a sequence number above every one there (see store/samples.py)."""
+    return ("insert into signals_changed (message_id, seq)"
+            " select id, (select coalesce(max(seq), 0) + 1 from signals_changed) from messages"
+            f" where +role = 'assistant' and {where}"  # '+': never the role index, which holds every turn
+            " on conflict(message_id) do update set seq = excluded.seq;")
+
+
+def _queue_around(r: str) -> str:
+    """The turns whose next state a message row ``r`` (new or old) is part of: its parent (r is
+    the reply or tool result below it), its older siblings (r regenerates them) and the replies
+    under the older siblings (r rewrites the request they answered). One statement each: an OR
+    would lose the indexes."""
+    same_parent = f"conversation_id = {r}.conversation_id and parent_id is {r}.parent_id and id < {r}.id"
+    return " ".join([
+        _queue(f"id = {r}.parent_id"),
+        _queue(same_parent),
+        _queue(f"id < {r}.id and parent_id in (select id from messages where {same_parent})"),
+    ])
+
+
+@migration
+def m004_year_of_use(db: sqlite_utils.Database) -> None:
+    # A year of history must not slow every start and every judge pass down.
+    # 1. The sidebar pages newest first: an index in exactly list_conversations' order.
+    db.execute("create index conversations_recent on conversations(coalesce(updated_at, created_at) desc, id desc)")
+    # 2. Searching names without reading every row: trigram FTS5 answers LIKE '%text%' from its index.
+    db.execute("create virtual table conversations_fts using fts5(name, content='conversations',"
+               " content_rowid='id', tokenize='trigram')")
+    db.execute("insert into conversations_fts(conversations_fts) values ('rebuild')")
+    db.execute("create trigger conversations_fts_insert after insert on conversations begin"
+               " insert into conversations_fts(rowid, name) values (new.id, new.name); end")
+    db.execute("create trigger conversations_fts_delete after delete on conversations begin"
+               " insert into conversations_fts(conversations_fts, rowid, name) values ('delete', old.id, old.name); end")
+    db.execute("create trigger conversations_fts_update after update of name on conversations begin"
+               " insert into conversations_fts(conversations_fts, rowid, name) values ('delete', old.id, old.name);"
+               " insert into conversations_fts(rowid, name) values (new.id, new.name); end")
+    # 3. Siblings within a conversation (roots have parent_id null in every conversation), and the
+    #    daemon's "when did the user last write".
+    db.execute("create index messages_conversation_parent on messages(conversation_id, parent_id)")
+    db.execute("create index messages_role_created on messages(role, created_at)")
+    # 4. The judge's change queue: the turns whose signals changed since a judge pass last found
+    #    their sample up to date. Every existing turn starts queued: the first pass reads them all once.
+    db.execute("create table signals_changed (message_id integer primary key, seq integer not null)")
+    db.execute("create index signals_changed_seq on signals_changed(seq)")
+    db.execute("insert into signals_changed (message_id, seq) select id, 1 from messages where role = 'assistant'")
+    db.execute("create trigger signals_message_insert after insert on messages begin"
+               f" {_queue('id = new.id')} {_queue_around('new')} end")
+    db.execute("create trigger signals_message_update after update of conversation_id, parent_id, role, content,"
+               f" exclude on messages begin {_queue('id = new.id')} {_queue_around('old')} {_queue_around('new')} end")
+    db.execute("create trigger signals_message_delete after delete on messages begin"
+               f" delete from signals_changed where message_id = old.id; {_queue_around('old')} end")
+    for table in ("feedback", "samples"):  # a turn's own feedback and samples
+        db.execute(f"create trigger signals_{table}_insert after insert on {table} begin"
+                   f" {_queue('id = new.message_id')} end")
+        db.execute(f"create trigger signals_{table}_update after update on {table} begin"
+                   f" {_queue('id = old.message_id')} {_queue('id = new.message_id')} end")
+        db.execute(f"create trigger signals_{table}_delete after delete on {table} begin"
+                   f" {_queue('id = old.message_id')} end")
+    db.execute("create trigger signals_conversation_exclude after update of exclude on conversations"
+               f" when new.exclude is not old.exclude begin {_queue('conversation_id = new.id')} end")

@@ -13,6 +13,11 @@ rows. A row whose id is already in the store with the *same* content is skipped,
 second import of the same file a no-op; the same id with different content is refused, naming
 the line, because merging two histories that reuse ids would tie feedback to the wrong message.
 Adapter records are metadata: the weights are files in ``adapters/``, copied separately.
+
+The same rows also have a nested shape, `clawdesk logs export --json`: each conversation with its
+messages (all branches) and their feedback, for tools that want one conversation per object.
+Importing it renumbers the ids after the store's own (it is for adding conversations to a store
+that has some) and goes through ``import_records``: one transaction, the same checks.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ..errors import StoreError
-from ..records import TransferReport
-from . import Store
+from ..records import Feedback, TransferReport
+from .base import StoreBase as Store
+from .conversations import RECENT, _conversation, _message
 from .migrations import MIGRATIONS, _now
 
 FORMAT = "clawdesk-store"
@@ -39,6 +45,10 @@ TABLES: dict[str, tuple[str, str]] = {
     "adapter": ("adapters", "version"),
 }
 # columns stored as JSON text in SQLite, written as JSON values in the file
+# what the nested import takes from a message / a feedback row (ids are renumbered, not taken)
+MESSAGE_FIELDS = ("role", "content", "model", "adapter_version", "finish_reason", "prompt_tokens", "response_tokens",
+                  "ttft_ms", "duration_ms", "truncated_tokens", "created_at", "prompt_token_ids", "response_token_ids")
+FEEDBACK_FIELDS = ("kind", "reason", "comment", "correction", "created_at")
 JSON_COLUMNS = {"prompt_token_ids", "response_token_ids", "sampling", "prompt_messages", "votes", "hints",
                 "settings", "metrics", "gate", "trained_on"}
 
@@ -63,10 +73,66 @@ def _records(store: Store) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "header", {"type": "header", "format": FORMAT, "version": VERSION, "exported_at": _now(),
                      "migrations": [fn.__name__ for fn in MIGRATIONS]}
     for kind, (table, pk) in TABLES.items():
-        with store._guard():
-            rows = list(store.db.query(f"select * from [{table}] order by [{pk}]"))
-        for row in rows:
+        for row in _table(store, table, f"[{pk}]"):
             yield kind, {"type": kind, **_to_file(row)}
+
+
+def _table(store: Store, table: str, order: str) -> list[dict[str, Any]]:
+    return store._rows(f"select * from [{table}] order by {order}")
+
+
+def export_conversations(store: Store) -> list[dict[str, Any]]:
+    """The nested shape: conversations newest first, each with its messages oldest first and
+    each message with its feedback — plain JSON-able dicts."""
+    feedback: dict[int, list[dict[str, Any]]] = {}
+    for row in _table(store, "feedback", "id"):
+        feedback.setdefault(row["message_id"], []).append(Feedback(**row).__dict__)
+    messages: dict[int, list[dict[str, Any]]] = {}
+    for row in _table(store, "messages", "id"):
+        m = _message(row)
+        messages.setdefault(m.conversation_id, []).append({**m.__dict__, "feedback": feedback.get(m.id, [])})
+    return [{**c.__dict__, "messages": messages.get(c.id, [])}
+            for c in map(_conversation, _table(store, "conversations", RECENT))]
+
+
+def import_conversations(store: Store, data: list[dict[str, Any]], name: str = "the import") -> int:
+    """Add the conversations of an ``export_conversations`` dump; returns how many."""
+    with store.transaction():
+        next_ids = {table: store.execute(f"select coalesce(max(id), 0) + 1 from {table}")[0][0]
+                    for table in ("conversations", "messages", "feedback")}
+        import_records(store, list(_renumbered(data, next_ids)), name=name, unit="record")
+    return len(data)
+
+
+def _renumbered(data: list[dict[str, Any]], next_ids: dict[str, int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The dump as typed records with fresh ids (``next_ids``: the first free id per table)."""
+    n = 0
+
+    def record(kind: str, table: str, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        nonlocal n
+        n += 1
+        row[TABLES[kind][1]] = next_ids[table]
+        next_ids[table] += 1
+        return n, {"type": kind, **row}
+
+    for conv in data:
+        _, c = record("conversation", "conversations", {
+            "name": conv.get("name") or "Imported", "system_prompt": conv.get("system_prompt", ""),
+            "model": conv.get("model", ""), "exclude": int(bool(conv.get("exclude"))),
+            "created_at": conv.get("created_at") or _now(), "updated_at": conv.get("updated_at") or _now()})
+        yield n, c
+        ids: dict[int, int] = {}
+        for m in sorted(conv.get("messages", []), key=lambda m: m["id"]):
+            if not isinstance(m.get("content"), str) or m.get("role") not in ("system", "user", "assistant", "tool"):
+                raise StoreError(f"Message {m.get('id')} in the import has no valid role/content.")
+            row = {k: m.get(k) for k in MESSAGE_FIELDS}
+            row.update(conversation_id=c["id"], parent_id=ids.get(m.get("parent_id")),
+                       sampling=m.get("sampling") or {}, exclude=int(bool(m.get("exclude"))))
+            yield (msg := record("message", "messages", row))
+            ids[m["id"]] = msg[1]["id"]
+            for f in m.get("feedback", []):
+                yield record("feedback", "feedback", {k: f.get(k, "") for k in FEEDBACK_FIELDS}
+                             | {"message_id": ids[m["id"]]})
 
 
 def read_records(lines: Iterable[bytes], name: str = "the import file") -> list[tuple[int, dict[str, Any]]]:
@@ -107,8 +173,9 @@ def read_records(lines: Iterable[bytes], name: str = "the import file") -> list[
 
 
 def import_records(store: Store, records: list[tuple[int, dict[str, Any]]],
-                   name: str = "the import file") -> TransferReport:
-    """Insert checked records in one transaction (see the module docstring for duplicates)."""
+                   name: str = "the import file", unit: str = "line") -> TransferReport:
+    """Insert checked records in one transaction (see the module docstring for duplicates).
+    Errors name the record by ``unit`` and number (a line of the file, by default)."""
     report = TransferReport(lines=len(records) + 1)
     columns = {kind: set(store.db[table].columns_dict) for kind, (table, _) in TABLES.items()}
     with store.transaction():
@@ -118,17 +185,17 @@ def import_records(store: Store, records: list[tuple[int, dict[str, Any]]],
             row = {k: v for k, v in record.items() if k != "type"}
             unknown = set(row) - columns[kind]
             if unknown:
-                raise StoreError(f"{name}, line {n}: unknown {kind} field(s) {', '.join(sorted(unknown))}; "
+                raise StoreError(f"{name}, {unit} {n}: unknown {kind} field(s) {', '.join(sorted(unknown))}; "
                                  f"nothing was imported.")
             if row.get(pk) is None:
-                raise StoreError(f"{name}, line {n}: the {kind} has no {pk}; nothing was imported.")
+                raise StoreError(f"{name}, {unit} {n}: the {kind} has no {pk}; nothing was imported.")
             row = _to_db(row)
             existing = list(store.db.query(f"select * from [{table}] where [{pk}] = ?", [row[pk]]))
             if existing:
                 if _same(existing[0], row):
                     report.skipped[kind] = report.skipped.get(kind, 0) + 1
                     continue
-                raise StoreError(f"{name}, line {n}: {kind} {row[pk]} already exists in this store with different "
+                raise StoreError(f"{name}, {unit} {n}: {kind} {row[pk]} already exists in this store with different "
                                  f"content. Import into an empty store (e.g. CLAWDESK_HOME=/new/dir) — nothing was "
                                  f"imported.")
             try:
@@ -137,7 +204,7 @@ def import_records(store: Store, records: list[tuple[int, dict[str, Any]]],
                 store.db.execute(f"insert into [{table}] ({names}) values ({', '.join('?' for _ in row)})",
                                  list(row.values()))
             except Exception as e:  # a constraint (missing parent, NOT NULL) names the line, then rolls back
-                raise StoreError(f"{name}, line {n}: the {kind} cannot be stored ({e}); nothing was imported.") from None
+                raise StoreError(f"{name}, {unit} {n}: the {kind} cannot be stored ({e}); nothing was imported.") from None
             report.added[kind] = report.added.get(kind, 0) + 1
     return report
 
