@@ -56,8 +56,8 @@ def open_engine(store: Store, settings: Settings, model: str | None = None, with
             adapter_path, version, merged = _version_files(store, parent)
             note = (f"Adapter version {broken} could not be loaded ({e}); serving "
                     f"{'version %d' % version if version else 'the base model'} instead.")
-    engine.model_name = entry.name  # type: ignore[attr-defined]
-    engine.fallback_note = note  # type: ignore[attr-defined]
+    engine.model_name = entry.name
+    engine.fallback_note = note
     return engine
 
 
@@ -71,16 +71,23 @@ def _version_files(store: Store, version: int | None) -> tuple[str | None, int |
 
 
 class ChatService:
-    def __init__(self, store: Store, engine: Engine, settings: Settings) -> None:
+    def __init__(self, store: Store, engine: Engine | None, settings: Settings) -> None:
+        """``engine`` may be None while the chat's model is still loading: feedback and
+        conversation edits need no model; a turn before it is set raises ``ModelNotFound``."""
         self.store, self.engine, self.settings = store, engine, settings
+
+    def _loaded(self) -> Engine:
+        if self.engine is None:
+            raise ModelNotFound("No model is loaded yet; wait for it to load, or pick one (F4 in the chat).")
+        return self.engine
 
     @property
     def model_name(self) -> str:
         """The registry name of the engine's model (what the judge and trainer resolve later)."""
-        name = getattr(self.engine, "model_name", None)
-        if name:
-            return name
-        here = Path(self.engine.model_path).resolve()
+        engine = self._loaded()
+        if engine.model_name:
+            return engine.model_name
+        here = Path(engine.model_path).resolve()
         for entry in catalog.all_models(self.store):
             if entry.path and Path(entry.path).resolve() == here:
                 return entry.name
@@ -151,11 +158,12 @@ class ChatService:
         params = {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
                   "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": s.seed}
         params.update(sampling)
-        gen = self.engine.generate(self.context(conv, user.id), on_text=on_text, cancel=cancel, **params)
+        engine = self._loaded()
+        gen = engine.generate(self.context(conv, user.id), on_text=on_text, cancel=cancel, **params)
         assistant = self.store.add_message(
             conv.id, "assistant", gen.text, parent_id=user.id,
             prompt_token_ids=gen.prompt_token_ids, response_token_ids=gen.response_token_ids,
-            model=self.model_name, adapter_version=self.engine.adapter_version, sampling=gen.sampling,
+            model=self.model_name, adapter_version=engine.adapter_version, sampling=gen.sampling,
             finish_reason=gen.finish_reason, prompt_tokens=len(gen.prompt_token_ids),
             response_tokens=len(gen.response_token_ids), ttft_ms=gen.ttft_s * 1000,
             duration_ms=gen.duration_s * 1000, truncated_tokens=gen.truncated_tokens)

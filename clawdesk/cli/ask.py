@@ -40,7 +40,7 @@ def ask(app: AppContext, prompt: str | None, continue_: bool, cid: int | None, s
     store = app.store
     with spinner("Loading model"):
         engine = open_engine(store, app.settings, model=model)
-    if getattr(engine, "fallback_note", ""):
+    if engine.fallback_note:
         click.secho(engine.fallback_note, fg="yellow", err=True)
     chat = ChatService(store, engine, app.settings)
     if continue_ and cid is None:

@@ -65,6 +65,11 @@ class Engine:
         self.adapter_path: str | None = None
         self.adapter_version: int | None = None
         self.on_swap: Callable[[int | None], None] | None = None
+        # Set by whoever opened it (``chat.open_engine``, the judge): the registry name the file
+        # was resolved from, which the path alone does not say and every logged turn records;
+        # and, when the served adapter could not be loaded, what is served instead and why.
+        self.model_name: str = ""
+        self.fallback_note: str = ""
         start = time.perf_counter()
         self._llm = self._load_model(self.model_path)
         self._init_template()

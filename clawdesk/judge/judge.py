@@ -42,7 +42,7 @@ class Judge:
 
     @property
     def model_name(self) -> str:
-        return getattr(self.engine, "model_name", "") or self.engine.model_path
+        return self.engine.model_name or self.engine.model_path
 
     @cached_property
     def _grammars(self) -> tuple[Any, Any]:

@@ -40,7 +40,7 @@ def open_judge_engine(store: Store, settings: Settings) -> Engine:
     entry = (catalog.resolve(store, settings.judge_model) if settings.judge_model
              else catalog.current_model(store, settings))
     engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
-    engine.model_name = entry.name  # type: ignore[attr-defined]
+    engine.model_name = entry.name
     return engine
 
 
@@ -187,7 +187,7 @@ def _chat_vocab(store: Store, settings: Settings, msg: Message, judge: Judge | N
                 cache: dict[str, Vocab]) -> Vocab | Engine:
     """The tokenizer of the model that wrote ``msg``: the judge engine if it is the same file,
     else a vocab-only load (cached for the pass)."""
-    if judge is not None and msg.model in (getattr(judge.engine, "model_name", None),
+    if judge is not None and msg.model in (judge.engine.model_name or None,
                                            Path(judge.engine.model_path).stem):
         return judge.engine
     path = _model_path(store, settings, msg.model)
