@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from textual.widgets import Input, Markdown, TextArea
+from textual.widgets import Input, ListView, Markdown, TextArea
 
 from clawdesk import locations
 from clawdesk.chat import ChatService
 from clawdesk.store import Store
-from clawdesk.tui import ClawDeskApp
+from clawdesk.tui import ClawDeskApp, commands
 from clawdesk.tui.screens.choose import ChooseScreen
 from clawdesk.tui.screens.confirm import ConfirmScreen
 from clawdesk.tui.screens.editor import EditorScreen
@@ -278,6 +278,37 @@ async def test_search_then_delete_conversation(engine, quick, store):
         assert b"Mostly grass" in db_bytes(store)
 
 
+async def test_sidebar_pages_through_a_long_history(engine, quick, store):
+    """300 conversations: the newest page first; reaching its end (arrow keys, or scrolling)
+    loads the next; search goes to the store and finds one whose page was never loaded."""
+    ids = [canned(store, f"Chat {i}", [(f"question {i}" + (" about aardvarks" if i == 0 else ""), f"answer {i}")])
+           for i in range(300)]
+    newest_first = ids[::-1]
+    page = Sidebar.PAGE_SIZE
+    app = ClawDeskApp(settings=quick, engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        sidebar = app.query_one(Sidebar)
+        assert sidebar.conversation_ids == newest_first[:page]
+        await pilot.press("ctrl+f", *"aardvarks")
+        await wait_until(pilot, lambda: sidebar.conversation_ids == [ids[0]], 5, "old conversation found")
+        await pilot.press("enter", "enter")
+        await wait_until(pilot, lambda: app.conversation and app.conversation.id == ids[0], 5, "opened")
+
+        app.query_one("#search", Input).value = ""
+        await wait_until(pilot, lambda: not sidebar.loading and sidebar.conversation_ids == newest_first[:page], 5,
+                         "first page again")
+        items = app.query_one("#conversations", ListView)
+        items.focus()
+        items.index = page - 2
+        await pilot.pause()
+        await pilot.press("down")  # onto the last loaded item
+        await wait_until(pilot, lambda: len(sidebar.conversation_ids) == 2 * page, 5, "second page")
+        assert sidebar.conversation_ids == newest_first[:2 * page]
+        items.scroll_end(animate=False)
+        await wait_until(pilot, lambda: len(sidebar.conversation_ids) == 300, 5, "third page by scrolling")
+        assert sidebar.conversation_ids == newest_first
+
+
 def db_bytes(store) -> bytes:
     path = Path(store.path)
     return b"".join(Path(str(path) + s).read_bytes() for s in ("", "-wal", "-shm") if Path(str(path) + s).exists())
@@ -351,12 +382,26 @@ async def test_keymap_from_settings_remaps_keys(engine, quick, store):
     app = ClawDeskApp(settings=quick.replace(keymap={"thumbs_up": "u", "help": "f12"}), engine=engine,
                       conversation_id=cid)
     async with app.run_test(size=SIZE) as pilot:
-        rows = {row[3]: row[1] for row in app.binding_rows()}
+        rows = {row[3]: row[1] for row in commands.binding_rows(app)}
         assert rows["thumbs_up"] == "u" and rows["help"] == "f12"
         await pilot.press("up")
         await pilot.press("plus")  # no longer bound
         await pilot.press("u")
         assert [f.kind for f in store.feedback_for(store.messages(cid)[1].id)] == ["thumbs_up"]
+
+
+async def test_palette_hints_show_the_keys_in_effect(engine, quick, store):
+    """The palette is generated from the bindings after the [keymap]: a remapped key shows up
+    in its entry's hint, and the old key is gone from it."""
+    app = ClawDeskApp(settings=quick.replace(keymap={"thumbs_up": "u", "rename": "f6"}), engine=engine)
+    async with app.run_test(size=SIZE):
+        hints = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert hints["Thumbs up"].endswith("(u)") and "+" not in hints["Thumbs up"]
+        assert hints["Rename conversation"].endswith("(f6)")
+        assert hints["Thumbs down"].endswith("(-)")  # not remapped: the default key
+        # every binding is in the palette, except those that only make sense where pressed
+        titled = {e.binding for e in commands.PALETTE}
+        assert {b.id for b in commands.all_bindings()} - titled == commands.NOT_IN_PALETTE
 
 
 # --- model loading and hot reload ----------------------------------------------------------------

@@ -9,8 +9,6 @@ command palette and the keys share one code path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -19,6 +17,7 @@ from textual.widgets import Markdown, Static
 
 from ...chat import Turn
 from ...records import Message
+from ..state import MessageState
 
 MESSAGE_BINDINGS = [
     Binding("plus", "app.thumbs_up", "👍", id="thumbs_up"),
@@ -32,19 +31,6 @@ MESSAGE_BINDINGS = [
     Binding("k,up", "app.focus_message(-1)", "Previous message", id="message_up", show=False),
     Binding("j,down", "app.focus_message(1)", "Next message", id="message_down", show=False),
 ]
-
-
-@dataclass
-class MessageState:
-    """What the badges show; computed by the app from the store's feedback rows."""
-
-    thumbs: str = ""  # "up" | "down" | ""
-    reason: str = ""
-    correction: str = ""
-    excluded: bool = False
-    stopped: bool = False
-    sibling: int = 1  # 1-based position among its alternatives
-    siblings: int = 1
 
 
 class MessageView(Vertical, can_focus=True):

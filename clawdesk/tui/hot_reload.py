@@ -1,0 +1,113 @@
+"""Hot reload: notice a promotion or rollback made by another process and swap it in between turns.
+
+Promotions and rollbacks (``clawdesk train``, the scheduler, ``clawdesk adapters rollback``) run
+in other processes; all they change that the chat can see is the store's ``served_adapter`` key.
+So the chat polls that key (every 2 s by default) and, when it moves, asks the engine for a swap.
+The engine applies a swap only between turns — a reply in progress finishes on the weights it
+started with — and reports back through ``Engine.on_swap`` from whichever thread applied it; we
+turn that into an ``AdapterSwapped`` message, since ``post_message`` is the thread-safe way into
+the UI. The same tick refreshes the status bar's "samples ready" and "last training" fields,
+which other processes change too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.app import App
+from textual.message import Message as UIMessage
+
+from .. import catalog
+from ..chat import served_adapter
+from ..engine import Engine
+from ..errors import ClawDeskError
+from ..settings import Settings
+from ..store import Store
+from .widgets.statusbar import StatusBar
+
+
+class AdapterSwapped(UIMessage):
+    """Posted from whichever thread the engine applied a swap in."""
+
+    def __init__(self, version: int | None, model_path: str) -> None:
+        super().__init__()
+        self.version, self.model_path = version, model_path
+
+
+class HotReload:
+    """Watches the store for a new served version and hands it to the engine.
+
+    ``model``: the model the chat was asked for (``-m``, or the last F4 choice), whose file is
+    the base to return to when a merged version is rolled back; None means the settings' model.
+    """
+
+    def __init__(self, app: App[None], store: Store, settings: Settings, poll_seconds: float,
+                 model: str | None = None) -> None:
+        self.app, self.store, self.settings = app, store, settings
+        self.poll_seconds = poll_seconds
+        self.model = model
+        self.engine: Engine | None = None
+        self._served: str | None = None
+        self._previous_on_swap: Callable[[int | None], None] | None = None
+
+    def start(self) -> None:
+        """Remember what is served now (the engine was or will be opened with it) and start polling."""
+        self._served = self.store.get_state("served_adapter")
+        self.refresh_counts()
+        self.app.set_interval(self.poll_seconds, self.tick)
+
+    def attach(self, engine: Engine) -> None:
+        """Route the engine's swap reports to the UI. A test's shared engine keeps its own
+        callback, restored by ``detach``. Attaching the engine already attached changes nothing."""
+        if engine is self.engine:
+            return
+        self.detach()
+        self.engine = engine
+        self._previous_on_swap = engine.on_swap
+        engine.on_swap = lambda version: self.app.post_message(AdapterSwapped(version, engine.model_path))
+
+    def detach(self) -> None:
+        if self.engine is not None:
+            self.engine.on_swap = self._previous_on_swap
+
+    def tick(self) -> None:
+        """One poll. Also called at once after a rollback from inside the chat."""
+        if not self.app.is_running:
+            # Textual removes the widgets on quit before it stops the app's timers; a tick in
+            # that window found no StatusBar and failed the exit (seen in CI, 0.1 s poll).
+            return
+        value = self.store.get_state("served_adapter")
+        if value != self._served and self.engine is not None:
+            self._served = value
+            adapter, version, merged = served_adapter(self.store)
+            model_path = merged
+            if model_path is None and self.engine.model_path != self._base_path():
+                model_path = self._base_path()  # back from a merged model to base + adapter
+            self.app.query_one(StatusBar).notice = "loading new adapter…"
+            self.app.run_worker(lambda: self._swap(adapter, version, model_path), thread=True, group="swap")
+        self.refresh_counts()
+
+    def refresh_counts(self) -> None:
+        status = self.app.query_one(StatusBar)
+        status.samples_ready = self.store.counts()["samples_ready"]
+        runs = self.store.runs(limit=1)
+        if runs:
+            status.last_run = f"last training #{runs[0].id}: {runs[0].status}"
+
+    def _base_path(self) -> str | None:
+        try:
+            entry = (catalog.resolve(self.store, self.model) if self.model
+                     else catalog.current_model(self.store, self.settings))
+        except ClawDeskError:
+            return None
+        return entry.path
+
+    def _swap(self, adapter: str | None, version: int | None, model_path: str | None) -> None:
+        """In a worker thread: a turn in progress finishes on the old weights; the engine
+        applies this after it."""
+        assert self.engine is not None
+        try:
+            self.engine.request_swap(adapter, version, model_path=model_path)
+        except ClawDeskError as e:
+            self.app.call_from_thread(self.app.notify, str(e), title="Adapter not loaded", severity="error",
+                                      timeout=15)
