@@ -23,6 +23,7 @@ from typing import Any
 from clawdesk.engine import Engine
 from clawdesk.settings import Settings
 from clawdesk.store import Store
+from clawdesk.train.answers import words
 
 from .scenarios import Prompt, Scenario
 
@@ -53,8 +54,6 @@ def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], sam
                   settings: Settings, max_tokens: int) -> HeldoutScore:
     """Score ``samples`` first replies per prompt (seeds fixed by prompt index and sample)."""
     import time
-
-    from .scenarios import words
 
     start = time.perf_counter()
     scores, compliance, answering, lengths, examples = [], [], [], [], []

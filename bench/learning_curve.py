@@ -14,9 +14,9 @@ this measures, in torch, on a judged home from ``bench/ablate.py --workdir``:
   ``--skip`` tokens — the part of the drift that is not the reply's opening, which a wish about
   openings must change.
 
-It trains exactly as a pass does (``train_step`` on samples scored once under π_old), from a
-fresh LoRA, for ``train_epochs`` epochs; each ``--config`` is a JSON object of settings
-overrides, optionally with ``"method"``:
+It trains exactly as a pass does (``clawdesk.train.step``: ``score_samples`` once under π_old,
+then ``run_steps``), from a fresh LoRA, for ``train_epochs`` epochs; each ``--config`` is a JSON
+object of settings overrides, optionally with ``"method"``:
 
     .venv/bin/python bench/ablate.py --scenarios greet --workdir /tmp/ablw --arms defaults
     .venv/bin/python bench/learning_curve.py --home /tmp/ablw/greet-seed0/start --scenario greet \\
@@ -33,7 +33,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +54,24 @@ def curve(home: Path, scenario: Any, target: str, overrides: dict[str, Any], met
     from clawdesk import catalog, locations
     from clawdesk.settings import load_settings
     from clawdesk.store import open_store
-    from clawdesk.train.backend import choose_backend, load_trainable, trainable_parameters
-    from clawdesk.train.data import epoch_batches, method_weights, skip_reason, split_heldout
-    from clawdesk.train.run import _base_dir, _corrected_reply, loss_config, score_config, train_step
-    from clawdesk.train.scoring import render_prompt, response_logprobs, score_sample
+    from clawdesk.train.backend import base_weights_dir, choose_backend, load_trainable
+    from clawdesk.train.data import method_weights, skip_reason, split_heldout
+    from clawdesk.train.scoring import render_prompt, response_logprobs
+    from clawdesk.train.step import run_steps, score_config, score_samples
 
     torch.set_num_threads(threads)
     with isolated_home(home):
         store = open_store(locations.db_path())
         try:
-            settings = replace(load_settings(env={}), **overrides)
+            settings = load_settings(env={}).replace(**overrides)
             entry = catalog.current_model(store, settings)
             train, _ = split_heldout(store.samples(status="ready"), settings.train_heldout_fraction,
                                      settings.train_seed)
             weights = method_weights(method, settings)
             usable = [s for s in train if skip_reason(s, weights, settings.train_anchor_to_base) is None]
-            model, tok = load_trainable(_base_dir(entry), None, settings, choose_backend("lora"))
+            model, tok = load_trainable(base_weights_dir(entry), None, settings, choose_backend("lora"))
             score_cfg = score_config(settings, weights, "cpu")
-            scored = [score_sample(model, tok, s, score_cfg, _corrected_reply(store, s)) for s in usable]
+            scored = score_samples(model, tok, usable, score_cfg, store)
         finally:
             store.close()
 
@@ -101,20 +100,16 @@ def curve(home: Path, scenario: Any, target: str, overrides: dict[str, Any], met
 
     base = evaluate()
     points = [{"step": 0, **base, "delta_nll": 0.0, "delta_nll_rest": 0.0, "seconds": 0.0}]
-    cfg = loss_config(settings, method)
-    params = trainable_parameters(model)
-    optimizer = torch.optim.AdamW(params, lr=settings.train_lr, weight_decay=0.0)
-    for n, batch in enumerate(epoch_batches(scored, settings.train_batch_size, settings.train_epochs,
-                                            settings.train_seed), start=1):
-        start = time.perf_counter()
-        train_step(model, optimizer, params, batch, cfg, settings, 1)
-        seconds = time.perf_counter() - start
+
+    def after_step(steps: list[dict[str, Any]], _total: int) -> None:
         now = evaluate()
-        points.append({"step": n, **now, "delta_nll": now["nll"] - base["nll"],
-                       "delta_nll_rest": now["nll_rest"] - base["nll_rest"], "seconds": round(seconds, 1)})
-        say(f"[{method} {overrides}] step {n}: log π(target) {now['target_logp']:.2f}, "
+        points.append({"step": len(steps), **now, "delta_nll": now["nll"] - base["nll"],
+                       "delta_nll_rest": now["nll_rest"] - base["nll_rest"], "seconds": round(steps[-1]["step_s"], 1)})
+        say(f"[{method} {overrides}] step {len(steps)}: log π(target) {now['target_logp']:.2f}, "
             f"P(first) {now['first_p']:.3f}, ΔNLL {points[-1]['delta_nll']:+.3f} "
             f"(rest {points[-1]['delta_nll_rest']:+.3f})")
+
+    run_steps(model, scored, settings, method, score_cfg.micro_batch, after_step)  # exactly a pass's steps
     return {"method": method, "overrides": overrides, "samples": len(scored),
             "demos": sum(1 for s in scored if s.is_demo), "points": points}
 

@@ -26,53 +26,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clawdesk.train.answers import answers, words  # the gate's "still answers" check: one copy for both
+
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further had has
-have having he her here hers herself him himself his how i if in into is it its itself just let me
-more most my myself no nor not now of off on once only or other our ours ourselves out over own same
-she should so some such than that the their theirs them themselves then there these they this those
-through to too under until up very was we were what when where which while who whom why will with
-would you your yours yourself yourselves get got make made use used one two many much way thing things
-well really tell give good best like need want know think explain describe please simple simply
-""".split())
-
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?")
-_VOWEL = re.compile(r"[aeiouyAEIOUY]")
-
-
-def words(text: str) -> list[str]:
-    """Whitespace-separated words with their surrounding punctuation stripped (empty ones dropped)."""
-    out = []
-    for raw in text.split():
-        w = raw.strip("\"'“”‘’()[]{}<>.,;:!?*_#`~|")
-        if w:
-            out.append(w)
-    return out
-
-
-def stem(word: str) -> str:
-    """A crude suffix stripper: enough to match 'plants'/'plant' and 'boiling'/'boil'."""
-    w = word.lower().replace("’", "'")
-    if w.endswith("'s"):
-        w = w[:-2]
-    for suffix in ("ing", "ed", "es", "s", "ly"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            return w[: -len(suffix)]
-    return w
-
-
-def content_stems(text: str) -> set[str]:
-    return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS and len(w) >= 3
-            and not w[0].isdigit()}
-
 
 # --- rules --------------------------------------------------------------------------------------
 
@@ -227,49 +187,6 @@ def make_rule(spec: dict[str, Any]) -> Rule:
     return RULE_KINDS[kind](**spec)
 
 
-# --- "still answers the question" ---------------------------------------------------------------
-
-@dataclass
-class Answering:
-    ok: bool
-    reason: str  # '' when ok, else why not: too short | off topic | repetitive | non-words
-
-
-def degenerate(text: str) -> str:
-    """'' for ordinary text; 'repetitive' or 'non-words' for what a collapsed model emits."""
-    toks = text.split()
-    if not toks:
-        return "non-words"
-    plausible = sum(1 for t in toks if _WORD.search(t) and (_VOWEL.search(t) or t.strip(".,;:!?").isdigit())
-                    and len(t.strip(".,;:!?\"'()")) <= 24)
-    if plausible / len(toks) < 0.7:
-        return "non-words"
-    lower = [w.lower() for w in words(text)]
-    if len(lower) >= 10 and len(set(lower)) / len(lower) < 0.35:
-        return "repetitive"
-    if len(lower) >= 12:
-        trigrams = Counter(zip(lower, lower[1:], lower[2:]))
-        if trigrams and trigrams.most_common(1)[0][1] >= 3:
-            return "repetitive"
-    return ""
-
-
-def answers(reply: str, prompt: "Prompt", set_aside: list[str], min_words: int) -> Answering:
-    """Does the reply still answer ``prompt`` (see the module docstring)?"""
-    body = reply
-    for phrase in set_aside:  # a greeting or a summary label is not an answer
-        body = re.sub(re.escape(phrase), " ", body, flags=re.IGNORECASE)
-    if len(words(body)) < min_words:
-        return Answering(False, "too short")
-    why = degenerate(body)
-    if why:
-        return Answering(False, why)
-    topic = content_stems(prompt.text) | {stem(k) for k in prompt.keywords}
-    if not content_stems(body) & topic:
-        return Answering(False, "off topic")
-    return Answering(True, "")
-
-
 # --- scenarios ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -306,7 +223,7 @@ class Scenario:
     def score(self, reply: str, prompt: Prompt) -> Score:
         failed = [r.kind for r in self.rules if not r.check(reply)]
         compliance = 1.0 - len(failed) / len(self.rules)
-        a = answers(reply, prompt, self.set_aside(), self.min_answer_words)
+        a = answers(reply, prompt.text, prompt.keywords, self.set_aside(), self.min_answer_words)
         return Score(compliance if a.ok else 0.0, compliance, a.ok, a.reason, failed)
 
     def correct(self, reply: str, prompt: Prompt) -> str | None:

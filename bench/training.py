@@ -9,7 +9,7 @@ Measured (medians over ``--reps``):
 
 - **scoring** — ``clawdesk.train.scoring.score_sample``: the student (π_old) and teacher
   (π_old with the hint in context) log-prob passes of one sample, seconds per sample;
-- **training step** — ``clawdesk.train.run.train_step`` on a batch of all samples (the combined
+- **training step** — ``clawdesk.train.step.train_step`` on a batch of all samples (the combined
   objective), samples/s and response tokens/s, against the baseline: a plain peft
   forward/backward/AdamW step on the same batch with the ordinary next-token loss on the same
   response tokens (same model, same micro-batching);
@@ -79,15 +79,15 @@ def bench_train(samples, settings, reps: int) -> dict[str, Any]:
 
     from clawdesk.engine.torch_model import hf_dir_for
     from clawdesk.train.backend import choose_backend, load_trainable, trainable_parameters
-    from clawdesk.train.run import loss_config, train_step
-    from clawdesk.train.scoring import ScoreConfig, score_sample
+    from clawdesk.train.data import method_weights
+    from clawdesk.train.scoring import score_sample
+    from clawdesk.train.step import loss_config, score_config, train_step
 
     backend = choose_backend("lora")
     start = time.perf_counter()
     model, tokenizer = load_trainable(hf_dir_for(bundled_model_path()), None, settings, backend)
     load_s = time.perf_counter() - start
-    cfg = ScoreConfig(topk=settings.train_topk, support=settings.train_support, teacher=settings.train_teacher,
-                      context_tokens=settings.train_context_tokens, use_opd=True, micro_batch=1)
+    cfg = score_config(settings, method_weights("combined", settings), backend.device)
     score_times, scored = [], []
     for s in samples:
         start = time.perf_counter()
@@ -100,10 +100,10 @@ def bench_train(samples, settings, reps: int) -> dict[str, Any]:
     for _ in range(reps):
         opt = torch.optim.AdamW(params, lr=settings.train_lr)
         start = time.perf_counter()
-        train_step(model, opt, params, scored, lcfg, settings, 1)
+        train_step(model, opt, params, scored, lcfg, settings, cfg.micro_batch)
         step_times.append(time.perf_counter() - start)
         opt = torch.optim.AdamW(params, lr=settings.train_lr)
-        plain_times.append(plain_step(model, opt, params, scored, 1))
+        plain_times.append(plain_step(model, opt, params, scored, cfg.micro_batch))
     return {"backend": backend.name, "load_s": load_s, "score_s_per_sample": median(score_times),
             "step_s": median(step_times), "plain_step_s": median(plain_times), "batch": len(scored),
             "response_tokens": tokens, "prompt_tokens": sum(len(s.prompt_ids) for s in scored)}

@@ -11,7 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scenarios import (  # noqa: E402
-    RULE_KINDS, EndsWithSummary, MaxWords, NoMarkdown, Prompt, StartsWith, degenerate, load_scenario, load_scenarios)
+    RULE_KINDS, EndsWithSummary, MaxWords, NoMarkdown, Prompt, StartsWith, load_scenario, load_scenarios)
+from clawdesk.train.answers import degenerate  # noqa: E402
 
 PLANTS = Prompt("How do I keep houseplants alive?", ("water", "light", "soil"))
 

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from clawdesk.settings import Settings
-from clawdesk.train.gate import after_opening, objective_verdict
+from clawdesk.train.answers import answers
+from clawdesk.train.gate import after_opening, answer_rate, objective_verdict, still_answers
 
 SERVED = [1.0, 1.0, 1.0, 1.0]
 
@@ -60,3 +61,33 @@ def test_a_reply_shorter_than_the_opening_is_measured_whole():
     assert after_opening([0.2, 0.4], 2) == pytest.approx(0.3)
     assert after_opening([], 2) == 0.0
     assert Settings().gate_skip_opening_tokens == 2
+
+
+# --- "still answers": the benchmarks' check, now the gate's too ------------------------------------
+
+GOOD_REPLIES = [
+    "The capital of France is Paris, a city on the Seine.",
+    "Sunlight scatters off the air, and blue light scatters the most, so the sky looks blue.",
+    "Keep a regular bedtime and avoid screens for an hour before sleeping.",
+    "Put the egg in boiling water for about nine minutes, then cool it in cold water.",
+    "Photosynthesis is how plants turn light, water and carbon dioxide into sugar and oxygen.",
+    "Seasons happen because the Earth's axis is tilted as it orbits the Sun.",
+    "The CPU runs a computer's instructions: it does the arithmetic and the decisions.",
+    "Plan your meals, write a list and buy store brands to save money on groceries.",
+]
+
+
+def test_the_gate_answer_check_rejects_non_words_the_old_check_accepted():
+    # Words with a topic match ("photosynthesis") among non-words: the gate's old check counted
+    # three regex words, no loop and one shared stem, and said "answers".
+    reply = "xq zzkt bpkr 7h7h photosynthesis qqq"
+    assert not still_answers("What is photosynthesis?", reply)
+    assert answers(reply, "What is photosynthesis?").reason == "non-words"
+    assert still_answers("What is photosynthesis?", GOOD_REPLIES[4])
+
+
+def test_the_gate_answer_rate_uses_that_check():
+    assert answer_rate(GOOD_REPLIES) == 1.0
+    collapsed = GOOD_REPLIES[:5] + ["zzkt bpkr qqq xq vvv", "7h7h ;;; %%% kkk", "france paris zzkt xq pq rr ww"]
+    assert answer_rate(collapsed) == pytest.approx(5 / 8)  # under gate_min_answer_rate (0.75): refused
+    assert answer_rate(collapsed) < Settings().gate_min_answer_rate

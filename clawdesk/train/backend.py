@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrainingError
+from ..records import ModelEntry
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,16 @@ def _load_unsloth(base_dir: Path, adapter_dir: str | None, settings: Settings) -
             random_state=settings.train_seed)
     model.train()
     return model, tokenizer
+
+
+def base_weights_dir(entry: ModelEntry) -> Path:
+    """The weights a pass (and the gate) starts from: the manifest's HF checkpoint when there is
+    one, else the chat GGUF dequantised to an HF folder (cached)."""
+    from ..engine.torch_model import hf_dir_for
+
+    if entry.hf_checkpoint and Path(entry.hf_checkpoint).expanduser().is_dir():
+        return Path(entry.hf_checkpoint).expanduser()
+    return hf_dir_for(entry.path)
 
 
 def trainable_parameters(model: Any) -> list[Any]:

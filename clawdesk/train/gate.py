@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from ..errors import TrainingError
 from ..records import GateDecision, ObjectiveVerdict, TrainResult, VerifyCase
 from ..settings import Settings
 from ..store import Store
+from .answers import answers
 
 GENERAL_PROMPTS = (
     "What is the capital of France?",
@@ -55,23 +55,18 @@ GENERAL_PROMPTS = (
     "How can I save money on groceries?",
 )
 REPLY_TOKENS = 48
-_STOP = set("a an the is are was were be to of in on at for and or but with how what why do does i me my you your "
-            "can give tell about it its this that".split())
+ANSWER_MIN_WORDS = 3  # a general prompt's 48-token reply; "Paris is the capital." must still count
 
 
-def content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2 and w not in _STOP}
+def still_answers(prompt: str, reply: str) -> bool:
+    """The candidate's reply to a general prompt still answers it: the benchmarks' check
+    (``answers.answers``), which also refuses a reply made of non-words."""
+    return answers(reply, prompt, min_words=ANSWER_MIN_WORDS).ok
 
 
-def answers(prompt: str, reply: str) -> bool:
-    """A reply 'still answers' when it has a few real words, is not a loop, and is on topic."""
-    words = re.findall(r"[A-Za-z']+", reply)
-    if len(words) < 3:
-        return False
-    if len(set(w.lower() for w in words)) / len(words) < 0.3:  # the same few words over and over
-        return False
-    stems = lambda ws: {w[:5] for w in ws}  # noqa: E731 — crude stemming: "boiling" ~ "boil"
-    return bool(stems(content_words(prompt)) & stems(content_words(reply)))
+def answer_rate(replies: list[str], prompts: tuple[str, ...] = GENERAL_PROMPTS) -> float:
+    """The fraction of general prompts whose reply still answers (``gate_min_answer_rate``'s reading)."""
+    return sum(still_answers(p, r) for p, r in zip(prompts, replies)) / len(replies)
 
 
 def after_opening(token_nll: list[float], skip: int) -> float:
@@ -182,12 +177,12 @@ def gate(store: Store, settings: Settings, result: TrainResult,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .run import _base_dir
+    from .backend import base_weights_dir
 
     say = progress or (lambda _m: None)
     start = time.perf_counter()
     entry = catalog.current_model(store, settings)
-    base_dir = _base_dir(entry)
+    base_dir = base_weights_dir(entry)
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     base.eval()
@@ -229,8 +224,8 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
     import torch
 
     from .data import method_weights, skip_reason
-    from .run import loss_config, sample_losses
-    from .scoring import ScoreConfig, render_prompt, score_sample
+    from .scoring import render_prompt
+    from .step import loss_config, sample_losses, score_config, score_samples
 
     with torch.no_grad():
         # 1. the objective, held out (or in-sample when nothing was held out)
@@ -244,12 +239,9 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         decision.n_heldout = len(samples)
         if samples:
             cfg = loss_config(settings, method)
-            score_cfg = ScoreConfig(topk=settings.train_topk, support=settings.train_support,
-                                    teacher=settings.train_teacher, context_tokens=settings.train_context_tokens,
-                                    use_opd=weights.w_opd > 0, need_ref=settings.train_kl_coef > 0,
-                                    anchor_to_base=settings.train_anchor_to_base)
+            score_cfg = score_config(settings, weights, next(model.parameters()).device.type)  # the trainer's
             with use("served"):
-                scored = [score_sample(model, tokenizer, s, score_cfg) for s in samples]
+                scored = score_samples(model, tokenizer, samples, score_cfg, store)
                 served = sample_losses(model, scored, cfg)
             with use("candidate"):
                 cand = sample_losses(model, scored, cfg)
@@ -293,7 +285,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         decision.general_nll_candidate = round(sum(cand_nll_general) / len(cand_nll_general), 4)
         texts = [tokenizer.decode(r, skip_special_tokens=True) for r in cand_replies]
         decision.candidate_replies = texts
-        decision.answer_rate_candidate = sum(answers(p, t) for p, t in zip(GENERAL_PROMPTS, texts)) / len(texts)
+        decision.answer_rate_candidate = answer_rate(texts)
         rise = decision.general_nll_candidate - decision.general_nll_base
         checks.append((decision.kl_general <= settings.gate_max_kl,
                        f"KL to served on general prompts: {decision.kl_general:.4f} (max {settings.gate_max_kl})"))

@@ -31,26 +31,25 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from .. import catalog, locations
-from ..errors import PipelineBusy, StoreError, TrainingError
+from ..errors import PipelineBusy, TrainingError
 from ..records import Sample, TrainProgress, TrainResult
-from ..settings import Settings
+from ..settings import Settings, describe
 from ..store import Store
-from .data import METHODS, MethodWeights, epoch_batches, method_weights, mix_positives, skip_reason, split_heldout
-from .loss import LossBatch, LossConfig, batch_loss, combined_loss
-from .scoring import ScoreConfig, Scored, render_prompt, response_logprobs, score_sample
+from .data import METHODS, method_weights, mix_positives, skip_reason, split_heldout
+from .scoring import Scored, render_prompt
+from .step import run_steps, score_config, score_samples
+from .step import (  # noqa: F401 — re-exported: tests/test_train_pass.py pins the loss trajectory through these names
+    corrected_reply as _corrected_reply, evaluate_loss, loss_batch, loss_config, train_step)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
     entry = catalog.current_model(store, settings)
     parent = store.served_version()
     adapter_dir = store.get_adapter(parent).path if parent is not None else None
-    from .backend import choose_backend, load_trainable, trainable_parameters
+    from .backend import base_weights_dir, choose_backend, load_trainable
 
     backend = choose_backend(settings.train_backend)
     run = store.start_run(method, _run_settings(settings, method, backend.name, entry.name, parent), len(usable))
@@ -103,16 +102,14 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         report(TrainProgress("load", 0, 1, f"back end: {backend.describe()}"))
         log.info("training run %d: %s, %d samples (+%d earlier positives mixed in, %d held out, %d skipped), "
                  "back end %s", run.id, method, len(usable), len(mixed), len(heldout), len(skipped), backend.name)
-        model, tokenizer = load_trainable(_base_dir(entry), adapter_dir, settings, backend)
+        model, tokenizer = load_trainable(base_weights_dir(entry), adapter_dir, settings, backend)
         report(TrainProgress("load", 1, 1, f"back end: {backend.describe()}"))
 
         # 3. score every sample once under π_old
         score_cfg = score_config(settings, weights, backend.device)
         score_start = time.perf_counter()
-        scored: list[Scored] = []
-        for i, sample in enumerate(usable + mixed):
-            scored.append(score_sample(model, tokenizer, sample, score_cfg, _corrected_reply(store, sample)))
-            report(TrainProgress("score", i + 1, len(usable) + len(mixed), "scoring student and teacher log-probs"))
+        scored = score_samples(model, tokenizer, usable + mixed, score_cfg, store, lambda done, total: report(
+            TrainProgress("score", done, total, "scoring student and teacher log-probs")))
         score_s = time.perf_counter() - score_start
         summary = _scoring_summary(scored, usable, tokenizer, settings)
         if summary["truncated_samples"]:
@@ -120,19 +117,12 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                      summary["truncated_samples"], settings.train_context_tokens)
 
         # 4. optimizer steps
-        cfg = loss_config(settings, method)
-        params = trainable_parameters(model)
-        optimizer = torch.optim.AdamW(params, lr=settings.train_lr, weight_decay=0.0)
-        batches = epoch_batches(scored, settings.train_batch_size, settings.train_epochs, settings.train_seed)
-        per_epoch = math.ceil(len(scored) / max(1, settings.train_batch_size))
-        steps: list[dict[str, Any]] = []
-        train_start = time.perf_counter()
-        for n, batch in enumerate(batches, start=1):
-            metrics = train_step(model, optimizer, params, batch, cfg, settings, score_cfg.micro_batch)
-            metrics.update(step=n, epoch=(n - 1) // per_epoch + 1)
-            steps.append(metrics)
+        def on_step(steps: list[dict[str, Any]], total: int) -> None:
             store.update_run(run.id, metrics={"steps": steps})
-            report(TrainProgress("train", n, len(batches), f"loss {metrics['loss']:+.4f}", metrics))
+            report(TrainProgress("train", len(steps), total, f"loss {steps[-1]['loss']:+.4f}", steps[-1]))
+
+        train_start = time.perf_counter()
+        steps = run_steps(model, scored, settings, method, score_cfg.micro_batch, on_step)
         train_s = time.perf_counter() - train_start
 
         # 5. save the candidate, then (only then) consume the samples
@@ -166,138 +156,6 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                        summary=summary, duration_s=duration)
 
 
-# --- one optimizer step -------------------------------------------------------------------------
-
-def train_step(model: Any, optimizer: Any, params: list[Any], batch: list[Scored], cfg: LossConfig,
-               settings: Settings, micro_batch: int) -> dict[str, Any]:
-    """Forward/backward the batch in micro-batches (gradients accumulate), clip, step."""
-    import torch
-
-    start = time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
-    totals: dict[str, float] = defaultdict(float)
-    loss_value = 0.0
-    for i in range(0, len(batch), micro_batch):
-        per_sample, stats = combined_loss(loss_batch(model, batch[i:i + micro_batch]), cfg)
-        loss = batch_loss(per_sample, len(batch))  # each micro-batch adds its share of Σ means / B
-        loss.backward()
-        loss_value += float(loss.detach())
-        for k, v in stats.items():
-            totals[k] += v
-    max_norm = settings.train_max_grad_norm if settings.train_max_grad_norm > 0 else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    optimizer.step()
-    seconds = time.perf_counter() - start
-    return step_metrics(loss_value, totals, len(batch), grad_norm, seconds, settings.train_lr)
-
-
-def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
-    """Run π_θ on the items (with grad) and pad everything the loss needs to [B, T(, K)]."""
-    import torch
-    from torch.nn.utils.rnn import pad_sequence
-
-    device = next(model.parameters()).device
-    logps = response_logprobs(model, [(s.prompt_ids, s.response_ids) for s in items])  # [T_i, V] each
-    width = max((s.support_ids.shape[-1] for s in items if s.support_ids is not None), default=1)
-    tok, old, teacher, ref, sup, sup_old, sup_teacher, sup_mask, demo_w = ([] for _ in range(9))
-    for s, lp in zip(items, logps):
-        targets = torch.tensor(s.response_ids, device=device)[:, None]  # [T, 1]
-        t = len(s.response_ids)
-        tok.append(lp.gather(-1, targets).squeeze(-1))
-        # Demos have no π_old scores; unused inputs must still be finite (see LossBatch).
-        o = s.old_logp.to(device) if s.old_logp is not None else torch.zeros(t, device=device)
-        old.append(o)
-        teacher.append(s.teacher_logp.to(device) if s.teacher_logp is not None else o)
-        ref.append(s.ref_logp.to(device) if s.ref_logp is not None else o)
-        demo_w.append(s.token_weights.to(device) if s.token_weights is not None else torch.ones(t, device=device))
-        if s.support_ids is not None:
-            ids = s.support_ids.to(device)
-            sup.append(lp.gather(-1, ids))  # log π_θ on the support, [T, K], with grad
-            sup_old.append(s.support_old_logp.to(device))
-            sup_teacher.append(s.support_teacher_logp.to(device))
-            sup_mask.append(s.support_mask.to(device))
-        else:
-            sup.append(torch.zeros(t, width, device=device))
-            sup_old.append(torch.zeros(t, width, device=device))
-            sup_teacher.append(torch.zeros(t, width, device=device))
-            sup_mask.append(torch.zeros(t, width, dtype=torch.bool, device=device))
-
-    def pad(xs: list[Any]) -> Any:  # ragged [T_i, ...] → [B, T_max, ...], zeros after the end
-        return pad_sequence(xs, batch_first=True)
-
-    lengths = torch.tensor([len(s.response_ids) for s in items], device=device)
-    mask = torch.arange(int(lengths.max()), device=device)[None, :] < lengths[:, None]  # [B, T]
-    return LossBatch(
-        mask=mask, logp=pad(tok), old_logp=pad(old),
-        rewards=torch.tensor([0.0 if s.is_demo else s.reward for s in items], device=device),
-        has_hint=torch.tensor([s.has_hint for s in items], device=device),
-        is_demo=torch.tensor([s.is_demo for s in items], device=device),
-        teacher_logp=pad(teacher), support_logp=pad(sup), support_old_logp=pad(sup_old),
-        support_teacher_logp=pad(sup_teacher), support_mask=pad(sup_mask),
-        ref_logp=pad(ref),  # π_old where no reference was scored (demos, which get no KL term)
-        demo_weights=pad(demo_w) if any(s.token_weights is not None for s in items) else None)
-
-
-def sample_losses(model: Any, items: list[Scored], cfg: LossConfig) -> list[float]:
-    """The objective of each item (a mean over its tokens) without updating anything: the gate
-    compares candidate and served sample by sample, so it can tell a worse candidate from noise."""
-    import torch
-
-    with torch.no_grad():
-        per_sample, _ = combined_loss(loss_batch(model, items), cfg)
-    return [float(x) for x in per_sample]
-
-
-def evaluate_loss(model: Any, items: list[Scored], cfg: LossConfig) -> float:
-    """The objective on ``items`` (the batch loss) without updating anything."""
-    return sum(sample_losses(model, items, cfg)) / len(items)
-
-
-def score_config(settings: Settings, weights: MethodWeights, device: str) -> ScoreConfig:
-    """What scoring under π_old needs from the settings (one place: train_pass and the benchmarks)."""
-    return ScoreConfig(
-        topk=settings.train_topk, support=settings.train_support, teacher=settings.train_teacher,
-        context_tokens=settings.train_context_tokens, use_opd=weights.w_opd > 0,
-        need_ref=settings.train_kl_coef > 0, anchor_to_base=settings.train_anchor_to_base,
-        micro_batch=_micro_batch(settings, device), demo_copy_weight=settings.train_demo_copy_weight)
-
-
-def loss_config(settings: Settings, method: str) -> LossConfig:
-    w = method_weights(method, settings)
-    return LossConfig(w_rl=w.w_rl, w_opd=w.w_opd, w_demo=w.w_demo, kl_coef=settings.train_kl_coef,
-                      eps=settings.train_eps, eps_high=settings.train_eps_high,
-                      diff_clip=settings.train_diff_clip, opd_variant=settings.train_opd_variant)
-
-
-def step_metrics(loss: float, t: dict[str, float], batch_size: int, grad_norm: float, seconds: float,
-                 lr: float) -> dict[str, Any]:
-    """Turn summed diagnostics into the per-step curves stored with the run."""
-    def ratio(a: str, b: str) -> float | None:
-        return round(t[a] / t[b], 6) if t.get(b) else None
-
-    clip_den = t["rl_tokens"] + t["opd_entries"]
-    return {
-        "loss": round(loss, 6),
-        "rl_loss": round(t["rl_loss"] / batch_size, 6),
-        "opd_loss": round(t["opd_loss"] / batch_size, 6),
-        "demo_loss": round(t["demo_loss"] / batch_size, 6),
-        "reward_mean": ratio("reward_sum", "rl_samples"),
-        "opd_adv_mean": ratio("opd_adv_sum", "opd_positions"),
-        "clip_frac": round((t["rl_clipped"] + t["opd_clipped"]) / clip_den, 6) if clip_den else None,
-        "rl_clip_frac": ratio("rl_clipped", "rl_tokens"),
-        "opd_clip_frac": ratio("opd_clipped", "opd_entries"),
-        "diff_clip_frac": ratio("diff_clipped", "opd_entries"),
-        "kl_old": ratio("kl_old", "on_policy_tokens"),
-        "kl_ref": ratio("kl_ref", "on_policy_tokens") if t.get("kl_ref") else None,
-        "grad_norm": round(grad_norm, 6),
-        "tokens_per_s": round(t["tokens"] / seconds, 2) if seconds > 0 else None,
-        "step_s": round(seconds, 3),
-        "samples": batch_size,
-        "tokens": int(t["tokens"]),
-        "lr": lr,
-    }
-
-
 # --- bookkeeping --------------------------------------------------------------------------------
 
 def fail_stale_runs(store: Store) -> list[int]:
@@ -313,34 +171,8 @@ def fail_stale_runs(store: Store) -> list[int]:
     return failed
 
 
-def _base_dir(entry: Any) -> Path:
-    """The manifest's HF checkpoint when there is one, else the dequantised GGUF."""
-    from ..engine.torch_model import hf_dir_for
-
-    if entry.hf_checkpoint and Path(entry.hf_checkpoint).expanduser().is_dir():
-        return Path(entry.hf_checkpoint).expanduser()
-    return hf_dir_for(entry.path)
-
-
-def _corrected_reply(store: Store, sample: Sample) -> list[int] | None:
-    """The model's own reply a demonstration corrects (its logged token ids), for edit_weights;
-    None for other samples or when the message is gone."""
-    if sample.source != "demo":
-        return None
-    try:
-        return list(store.get_message(sample.message_id).response_token_ids or [])
-    except StoreError:
-        return None
-
-
-def _micro_batch(settings: Settings, device: str) -> int:
-    if settings.train_micro_batch > 0:
-        return settings.train_micro_batch
-    return 8 if device == "cuda" else 1
-
-
 def _run_settings(settings: Settings, method: str, backend: str, model: str, parent: int | None) -> dict[str, Any]:
-    values = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name.startswith("train_")}
+    values = {name: value for name, value, _default, _help in describe(settings) if name.startswith("train_")}
     return {**values, "method": method, "backend": backend, "model": model, "parent_version": parent}
 
 
