@@ -37,7 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +87,12 @@ QUICK_SETTINGS = {"judge_votes": 1}
 # --- settings -----------------------------------------------------------------------------------
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``name=value`` pairs → typed settings values (the same coercion and checks as the TOML)."""
-    from clawdesk.settings import Settings, _coerce
+    """``name=value`` pairs → typed settings values (the same coercion and range checks as the TOML)."""
+    from clawdesk.errors import ConfigError
+    from clawdesk.settings import Settings
 
-    known = {f.name: f for f in fields(Settings)}
+    known = Settings.model_fields
+    defaults = Settings()
     out: dict[str, Any] = {}
     for item in items:
         name, sep, raw = item.partition("=")
@@ -98,11 +100,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not sep or name not in known:
             near = ", ".join(n for n in known if n.startswith(name.split("_")[0])) or "see `clawdesk config show`"
             raise SystemExit(f"--set expects NAME=VALUE with a known setting; got {item!r} ({near}).")
-        value = _coerce(name, raw.strip(), known[name].type)
-        choices = known[name].metadata.get("choices")
-        if choices and value not in choices:
-            raise SystemExit(f"--set {name}: must be one of {', '.join(choices)}; got {value!r}.")
-        out[name] = value
+        try:
+            out[name] = getattr(defaults.replace(**{name: raw.strip()}), name)
+        except ConfigError as e:
+            raise SystemExit(f"--set {name}: {e}") from None
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clawdesk.errors import ConfigError
-from clawdesk.settings import Settings, describe, load_settings
+from clawdesk.settings import Settings, allowed, describe, load_settings
 
 
 def test_precedence_defaults_toml_env(tmp_path):
@@ -33,3 +33,41 @@ def test_invalid_settings_are_actionable(tmp_path, text, match):
 def test_every_field_is_documented():
     for name, _value, _default, help_ in describe(Settings()):
         assert len(help_) > 10, name
+
+
+# --- ranges: a number of the right type can still be wrong ------------------------------------------
+
+def test_an_out_of_range_value_from_the_environment_names_the_variable_and_the_range(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path / "missing.toml", env={"CLAWDESK_TRAIN_LR": "-1"})
+    assert str(err.value) == ("Setting 'train_lr' (from CLAWDESK_TRAIN_LR) must be a number > 0 and ≤ 1; "
+                              "got '-1'.")
+
+
+def test_an_out_of_range_value_in_the_file_names_the_file_and_the_range(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text("[train]\nheldout_fraction = 1.5\n")
+    with pytest.raises(ConfigError, match=r"'train_heldout_fraction' \(from .*s\.toml\) must be a number from 0 to 0\.9; "
+                                          r"got 1\.5"):
+        load_settings(f, env={})
+
+
+def test_replace_checks_ranges_and_types_like_the_other_sources():
+    """``replace`` is how the CLI and the benchmarks override settings (``--set train_lr=3e-4``)."""
+    with pytest.raises(ConfigError, match=r"'n_ctx' \(from an override\) must be an integer from 128 to 131072; got 0"):
+        Settings().replace(n_ctx=0)
+    with pytest.raises(ConfigError, match="Unknown setting 'nope'"):
+        Settings().replace(nope=1)
+    assert Settings().replace(train_lr="3e-4", judge_grammar="off").train_lr == 3e-4
+
+
+def test_every_bad_value_is_in_one_error(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path / "missing.toml", env={"CLAWDESK_TOP_P": "0", "CLAWDESK_JUDGE_VOTES": "0"})
+    assert "'top_p'" in str(err.value) and "'judge_votes'" in str(err.value)
+
+
+def test_every_number_has_a_range():
+    for name, value, _default, _help in describe(Settings()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            assert " from " in allowed(name) or "≤" in allowed(name) or "<" in allowed(name), name

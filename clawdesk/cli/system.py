@@ -13,7 +13,7 @@ import click
 from .. import catalog, locations
 from ..engine.gguf_check import check_gguf
 from ..errors import ClawDeskError
-from ..settings import describe, load_settings
+from ..settings import allowed, describe, load_settings
 from .context import AppContext, pass_app
 
 
@@ -163,6 +163,9 @@ def show(app: AppContext, as_json: bool) -> None:
         mark = click.style(" (changed)", fg="yellow") if value != default else ""
         click.echo(f"{name} = {value!r}{mark}")
         click.secho(f"    {help_}", dim=True)
+        accepts = allowed(name)
+        if accepts not in ("text", "true or false", "a table"):
+            click.secho(f"    allowed: {accepts}", dim=True)
 
 
 @config.command()
