@@ -197,7 +197,7 @@ def test_export_import_moves_the_whole_store(store, tmp_path, monkeypatch):
         moved.close()
 
 
-def test_everything_written_is_private(clawdesk_home, tmp_path):
+def test_everything_written_is_private(clawdesk_home, tmp_path, model_path):
     env = {**os.environ, "CLAWDESK_N_THREADS": "1"}
     run = lambda *a: subprocess.run([sys.executable, "-c", "from clawdesk.cli import main; main()", *a],  # noqa: E731
                                     cwd=ROOT, env=env, capture_output=True, timeout=180)

@@ -37,7 +37,7 @@ def test_nul_and_control_characters_round_trip(chat):
     assert turn.assistant.response_token_ids
 
 
-def test_megabyte_of_binary_on_stdin_and_a_long_prompt_note(clawdesk_home):
+def test_megabyte_of_binary_on_stdin_and_a_long_prompt_note(clawdesk_home, model_path):
     junk = os.urandom(200_000) + b"\x00" * 1000 + MEGABYTE.encode()[:800_000]
     proc = run_cli("ask", "--max-tokens", "4", "--temperature", "0", input=junk, CLAWDESK_N_CTX="512")
     err = proc.stderr.decode()
@@ -51,7 +51,7 @@ def test_megabyte_of_binary_on_stdin_and_a_long_prompt_note(clawdesk_home):
         store.close()
 
 
-def test_undecodable_command_line_bytes(clawdesk_home):
+def test_undecodable_command_line_bytes(clawdesk_home, model_path):
     proc = run_cli(b"ask".decode(), "--max-tokens", "2", os.fsdecode(b"caf\xe9 \xff\xfe?"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr.decode(), proc.stderr.decode()
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.faults
 STORY = "Write a very long story about a dragon who learns to cook, with many chapters."
 
 
-def test_sigint_mid_reply_in_ask(clawdesk_home):
+def test_sigint_mid_reply_in_ask(clawdesk_home, model_path):
     proc = subprocess.Popen([*CLI, "ask", "--max-tokens", "400", "--temperature", "0.8", "--seed", "1", STORY],
                             cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

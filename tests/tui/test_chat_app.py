@@ -406,7 +406,7 @@ async def test_palette_hints_show_the_keys_in_effect(engine, quick, store):
 
 # --- model loading and hot reload ----------------------------------------------------------------
 
-async def test_default_path_loads_the_model_in_a_worker(quick, store):
+async def test_default_path_loads_the_model_in_a_worker(quick, store, model_path):
     app = ClawDeskApp(settings=quick)
     async with app.run_test(size=SIZE) as pilot:
         assert app.status.notice in ("Loading model…", "")
