@@ -9,10 +9,15 @@ Protocol, per (scenario, seed):
 3. the judge runs once on those turns (rewards, hints, demonstrations) in that shared home, so
    every arm trains on exactly the same samples — the judge is slow and noisy, and judging per arm
    would add its noise to the comparison;
-4. for each arm: a copy of that home, the arm's settings, ClawDesk's real pipeline (train → gate
-   → promote), then the held-out score and ΔNLL on general prompts. A candidate the gate refused
-   is scored too (exported to GGUF and served from the run folder, never promoted), so the table
-   tells "training did not help" from "the gate refused it".
+4. for each arm: a copy of that home, the arm's settings and ONE training pass (ClawDesk's real
+   ``train_pass``); then its *candidate* adapter, exported to GGUF and served by llama.cpp straight
+   from the run folder, gets the held-out score and ΔNLL on general prompts.
+
+Neither the gate nor the promotion runs, so every table and plot here reports **candidates, not
+served versions**: a candidate the gate would refuse is in the table like any other. That is
+deliberate — the ablation measures what training does, and the numbers a gate looks at (ΔNLL on
+general prompts, whether replies still answer) are columns of the row. What a user would actually
+be served after the whole judge → train → gate → promote pipeline is bench/personalize.py's number.
 
 Arms are settings overrides on top of the shipped defaults (``ARMS``); ``--arms`` picks some.
 Positive mixing (``train_mix_positives``) is not an arm: it draws on turns an *earlier* pass
@@ -41,7 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS, isolated_home, markdown_table, say, write_results  # noqa: E402
+from bench.common import (RESULTS, fmt_delta, isolated_home, markdown_table, parse_overrides, say,  # noqa: E402
+                          write_results)
 from bench.evaluate import adapter_nll_check, served_nll  # noqa: E402
 from bench.personalize import Config, Point, ScenarioRun, home_settings  # noqa: E402
 from bench.scenarios import load_scenarios  # noqa: E402
@@ -245,7 +251,7 @@ def run(cfg: Config, arms: list[str], workdir: Path, rows_file: Path,
                 f.write(json.dumps(row, default=str) + "\n")
             say(f"[{sr.scenario.name} seed {sr.seed}] {arm}: score {base.score:.2f} → {row['score']:.2f} "
                 f"(compliance {row['compliance']:.2f}, answers {row['answers']:.2f}, "
-                f"ΔNLL {_fmt(row['delta_nll'])}; train {row['timings']['train_s']:.0f} s)")
+                f"ΔNLL {fmt_delta(row['delta_nll'])}; train {row['timings']['train_s']:.0f} s)")
     setups = [data for _, _, data in starts]
     return {"config": asdict(cfg), "arms": {a: {"method": ARMS[a][0], "overrides": ARMS[a][1]} for a in arms},
             "setups": setups, "rows": [r for r in _read_rows(rows_file) if r["arm"] in arms],
@@ -288,21 +294,26 @@ def summarise(rows: list[dict[str, Any]], max_delta_nll: float = 0.10) -> list[d
     return out
 
 
+CANDIDATES_NOTE = ("Candidates, not served versions: each arm's adapter after one training pass, scored from its "
+                   "run folder; the gate and the promotion were not run.")
+
+
 def render(summary: list[dict[str, Any]]) -> str:
+    """The Markdown table, under a line saying what its rows are (candidates, never gated)."""
     scenarios = list(dict.fromkeys(s for row in summary for s in row["by_scenario"]))
     rows = [[r["arm"], r["runs"], r["base"], _pm(r["score"], r["score_sd"]), _pm(r["gain"], r["gain_sd"]),
              r["compliance"], r["answers"], _pm(r["delta_nll"], r["delta_nll_sd"], signed=True),
              _pm(r.get("delta_nll_rest"), r.get("delta_nll_rest_sd"), signed=True),
              "yes" if r["within_nll_bound"] else f"NO (max {r['max_delta_nll']:+.2f})",
              *[_pm(r["by_scenario"].get(s), r["by_scenario_sd"].get(s)) for s in scenarios]] for r in summary]
-    headers = ["arm", "runs", "base", "score after 1 pass", "gain", "compliance", "answers", "ΔNLL",
+    headers = ["arm", "runs", "base", "candidate score after 1 pass", "gain", "compliance", "answers", "ΔNLL",
                "ΔNLL after opening", "every ΔNLL ≤ +0.10", *scenarios]
-    return markdown_table(headers, rows)
+    return CANDIDATES_NOTE + "\n\n" + markdown_table(headers, rows)
 
 
 def plot(summary: list[dict[str, Any]], path: Path) -> Path:
-    """Held-out score after one pass per arm and scenario (bars: mean over seeds, whiskers: sd);
-    the dotted line is the issue's target, 0.8."""
+    """Held-out score of each arm's candidate after one pass, per scenario (bars: mean over seeds,
+    whiskers: sd); the dotted line is the issue's target, 0.8. Candidates, never gated or promoted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,10 +331,11 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
         ax.bar(xs, ys, width, yerr=err, capsize=2, label=row["arm"], color=colour)
     ax.set_xticks(range(len(scenarios)), scenarios)
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("held-out score after one pass")
+    ax.set_ylabel("candidate's held-out score, one pass")
     ax.axhline(0.8, color="grey", linestyle=":", linewidth=1)
     ax.legend(fontsize=6, loc="upper right", ncol=2)
-    ax.set_title("ClawDesk ablations: compliant AND answering, mean ± sd over seeds", fontsize=9)
+    ax.set_title("ClawDesk ablations — candidates, not gated or promoted: compliant AND answering, "
+                 "mean ± sd over seeds", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -334,10 +346,6 @@ def _pm(mean: float | None, sd: float | None, signed: bool = False) -> str:
     if mean is None:
         return "–"
     return f"{mean:+.3f} ± {sd or 0:.3f}" if signed else f"{mean:.2f} ± {sd or 0:.2f}"
-
-
-def _fmt(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.3f}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -370,8 +378,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.personalize import parse_overrides
-
     args = parser().parse_args(argv)
     if args.merge:
         rows = [row for path in args.merge for row in (

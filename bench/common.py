@@ -133,3 +133,30 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 def say(text: str) -> None:
     """Progress lines go to stderr so stdout carries only the result table."""
     print(text, file=sys.stderr, flush=True)
+
+
+def fmt_delta(x: float | None) -> str:
+    """A signed change for a progress line or a table cell (ΔNLL): "+0.012", or "–" when unknown."""
+    return "–" if x is None else f"{x:+.3f}"
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` pairs → typed settings values, checked for type and range exactly as
+    the TOML file and the environment are (``Settings.replace``)."""
+    from clawdesk.errors import ConfigError
+    from clawdesk.settings import Settings
+
+    known = Settings.model_fields
+    defaults = Settings()
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            near = ", ".join(n for n in known if n.startswith(name.split("_")[0])) or "see `clawdesk config show`"
+            raise SystemExit(f"--set expects NAME=VALUE with a known setting; got {item!r} ({near}).")
+        try:
+            out[name] = getattr(defaults.replace(**{name: raw.strip()}), name)
+        except ConfigError as e:
+            raise SystemExit(f"--set {name}: {e}") from None
+    return out

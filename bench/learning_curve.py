@@ -40,9 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS, isolated_home, markdown_table, say, write_results  # noqa: E402
+from bench.common import RESULTS, isolated_home, markdown_table, parse_overrides, say, write_results  # noqa: E402
 from bench.evaluate import GENERAL_PROMPTS  # noqa: E402
-from bench.personalize import parse_overrides  # noqa: E402
 from bench.scenarios import load_scenarios  # noqa: E402
 
 

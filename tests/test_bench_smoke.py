@@ -292,7 +292,8 @@ def test_cli_forwards_to_the_bench_scripts():
 
 
 def test_personalize_aggregates_means_over_seeds_and_scenarios():
-    from bench.personalize import Config, aggregate, render_table
+    from bench.personalize import Config
+    from bench.personalize_report import aggregate, render_table
 
     def point(u: int, score: float, decision: str | None) -> dict:
         return {"update": u, "score": score, "compliance": min(1.0, score + 0.25), "answers": 1.0, "mean_words": 20.0,

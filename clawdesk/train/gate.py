@@ -134,8 +134,6 @@ def _verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
 
 def _kl(model: Any, use: Callable[[str | None], Any], pairs: list[tuple[list[int], list[int]]]) -> float:
     """Mean per-token KL(served ‖ candidate), full vocabulary, along the given replies."""
-    import torch
-
     from .scoring import response_logprobs
 
     total, count = 0.0, 0
