@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # base vs base + adapter vs merged (written by the export helper)
     "serve_formats": ([], ["--reps", "1", "--build-reps", "1", "--decode-tokens", "8", "--prefill-tokens", "64",
                            "--max-steps", "5"]),
+    # a year of history: time-to-prompt and per-pass overhead at 1k / 10k / 50k conversations
+    "scale": ([], ["--sizes", "30", "--reps", "1", "--new", "2"]),
 }
 
 

@@ -337,3 +337,16 @@ def test_personalize_merges_workers_and_refuses_unlike_protocols(tmp_path):
     assert by_method["aggregate"]["greet"]["opd"]["score"] == [0.0, 1.0]
     with pytest.raises(SystemExit, match="turns"):
         merge([part("a", "greet", 1.0), part("c", "brief", 0.5, turns=32)])
+
+
+@pytest.mark.slow
+def test_scale_benchmark_runs_on_a_tiny_store(tmp_path):
+    """bench/scale.py on 30 conversations: builds the store, starts the TUI on it and times the
+    pipeline's checks; the judge pass reads only the new turns, not the judged history."""
+    proc = run_script("bench/scale.py", "--sizes", "30", "--reps", "1", "--new", "2", "--out", str(tmp_path))
+    result = json.loads((tmp_path / "scale-latest.json").read_text())
+    [row] = result["sizes"]
+    assert (row["conversations"], row["assistant_turns"]) == (30, 62)
+    assert row["examined"] == result["baseline"]["examined"] == 2
+    assert row["time_to_prompt_s"] > 0 and row["time_to_prompt_ratio"] > 0 and row["judge_dry_run_ratio"] > 0
+    assert "| 30 | 62 |" in proc.stdout

@@ -25,10 +25,9 @@ class ConversationsMixin(StoreBase):
     def new_conversation(self, name: str = "New conversation", system_prompt: str = "", model: str = "") -> Conversation:
         now = _now()
         with self.transaction():
-            cid = self.db["conversations"].insert(
-                {"name": name, "system_prompt": system_prompt, "model": model, "exclude": 0,
-                 "created_at": now, "updated_at": now}
-            ).last_pk
+            # plain SQL: sqlite-utils' insert() commits on its own, ending a caller's transaction
+            cid = self._insert("conversations", {"name": name, "system_prompt": system_prompt, "model": model,
+                                                 "exclude": 0, "created_at": now, "updated_at": now})
         return self.get_conversation(cid)
 
     def get_conversation(self, cid: int) -> Conversation:
