@@ -21,9 +21,22 @@ promises, each enforced here or tested end to end (tests/test_privacy.py):
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
-from .records import ForgetReport
 from .store import Store
+
+
+@dataclass
+class ForgetReport:
+    """What ``clawdesk forget`` removed, and which adapter versions had learned from it."""
+
+    conversations: int = 0
+    messages: int = 0
+    feedback: int = 0
+    samples: int = 0
+    flagged_versions: list[int] = field(default_factory=list)  # newly marked trained_on_forgotten
+    served_flagged: bool = False  # the version being served now learned from forgotten turns
+    clean_version: int | None = None  # newest ancestor of the served version that did not (None = base)
 
 
 def private_files() -> int:

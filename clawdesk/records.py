@@ -1,6 +1,9 @@
-"""The data shapes ClawDesk passes between its layers, in one place.
+"""The data shapes ClawDesk passes between its layers.
 
-The store turns rows into these and back; services and UIs only see these. Token ids are kept
+The store turns rows into these and back; services and UIs only see these. A shape that one
+module makes and only its callers read lives next to that module instead (the gate's
+``GateDecision`` in train/gate.py, the judge pass's ``JudgeReport`` in judge/pipeline.py, the
+pipeline's ``PipelineReport``, ``forget``'s ``ForgetReport``). Token ids are kept
 exactly as the engine produced them: training must score the tokens that were sampled, never a
 re-tokenisation of the text (docs/method.md §1).
 """
@@ -232,24 +235,6 @@ class Judgement:
 
 
 @dataclass
-class JudgeReport:
-    """What one judging pass did (or, with dry_run, would do)."""
-
-    examined: int = 0  # assistant messages whose signals were read
-    explicit: int = 0  # samples whose reward came from explicit feedback
-    judged: int = 0  # samples the PRM judge scored
-    demos: int = 0  # demonstration samples from corrections
-    ready: int = 0
-    dropped: int = 0
-    votes: int = 0  # judge votes cast (reward + hint)
-    failed_votes: int = 0  # votes without a parsable \\boxed{}
-    purged: int = 0  # samples removed because their message/conversation is now excluded
-    judge_model: str = ""
-    dry_run: bool = False
-    samples: list[Sample] = field(default_factory=list)  # produced (or, dry run, would be)
-
-
-@dataclass
 class TokenScores:
     """Teacher-forced scores of a fixed continuation under one served model (Engine.score).
 
@@ -266,39 +251,6 @@ class TokenScores:
 
 
 @dataclass
-class GateDecision:
-    """Why a candidate adapter was promoted or refused, with the numbers (stored with the run)."""
-
-    accepted: bool
-    reasons: list[str] = field(default_factory=list)  # one line per check, pass or fail
-    objective_served: float | None = None  # held-out training objective, lower is better
-    objective_candidate: float | None = None
-    objective_se: float | None = None  # standard error of the paired per-sample differences
-    objective_on: str = "held-out"  # held-out | in-sample (when nothing was held out)
-    positive_nll_served: float | None = None  # mean NLL/token of positively-rated answers
-    positive_nll_candidate: float | None = None
-    n_heldout: int = 0
-    n_positive: int = 0
-    kl_general: float | None = None  # mean KL(served ‖ candidate) per token on general prompts
-    general_nll_base: float | None = None  # NLL/token of the base model's general replies...
-    general_nll_candidate: float | None = None  # ...under the candidate
-    answer_rate_candidate: float | None = None
-    candidate_replies: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-@dataclass
-class ObjectiveVerdict:
-    """The gate's held-out objective check: candidate vs served, sample by sample."""
-
-    ok: bool
-    served: float  # mean objective, lower is better
-    candidate: float
-    se: float  # standard error of the paired differences (inf with one sample)
-    text: str
-
-
-@dataclass
 class VerifyCase:
     """A prompt and the greedy continuation torch + peft produced for a candidate; promotion
     checks that llama.cpp serving the exported files reproduces it."""
@@ -307,34 +259,6 @@ class VerifyCase:
     expected_ids: list[int]
     expected_logprobs: list[float] | None = None  # torch's log-prob of each expected token
     top_gaps: list[float] | None = None  # torch's top-1 minus top-2 log-prob at each position
-
-
-@dataclass
-class PipelineReport:
-    """One run of judge → train → gate → promote (what ``train --now`` and the daemon print)."""
-
-    trigger: str
-    decision: str  # promoted | refused | skipped | failed
-    summary: str
-    run_id: int | None = None
-    version: int | None = None  # the version now served when promoted
-    judge: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    gate: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
-
-
-@dataclass
-class ForgetReport:
-    """What ``clawdesk forget`` removed, and which adapter versions had learned from it."""
-
-    conversations: int = 0
-    messages: int = 0
-    feedback: int = 0
-    samples: int = 0
-    flagged_versions: list[int] = field(default_factory=list)  # newly marked trained_on_forgotten
-    served_flagged: bool = False  # the version being served now learned from forgotten turns
-    clean_version: int | None = None  # newest ancestor of the served version that did not (None = base)
 
 
 @dataclass

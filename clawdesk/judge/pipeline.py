@@ -19,11 +19,12 @@ judgement never becomes a reward.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import catalog
 from ..engine import Engine, Vocab
-from ..records import Judgement, JudgeReport, Message, NextState, Sample
+from ..records import Judgement, Message, NextState, Sample
 from ..settings import Settings
 from ..signals import find_next_state, turn_messages
 from ..store import Store
@@ -33,6 +34,24 @@ from .parse import select_hints
 Progress = Callable[[int, int, str], None]  # (done, total, what) for a progress bar
 
 PRIMARY_SOURCES = ["explicit", "judge"]
+
+
+@dataclass
+class JudgeReport:
+    """What one judging pass did (or, with dry_run, would do)."""
+
+    examined: int = 0  # assistant messages whose signals were read
+    explicit: int = 0  # samples whose reward came from explicit feedback
+    judged: int = 0  # samples the PRM judge scored
+    demos: int = 0  # demonstration samples from corrections
+    ready: int = 0
+    dropped: int = 0
+    votes: int = 0  # judge votes cast (reward + hint)
+    failed_votes: int = 0  # votes without a parsable \\boxed{}
+    purged: int = 0  # samples removed because their message/conversation is now excluded
+    judge_model: str = ""
+    dry_run: bool = False
+    samples: list[Sample] = field(default_factory=list)  # produced (or, dry run, would be)
 
 
 def open_judge_engine(store: Store, settings: Settings) -> Engine:

@@ -14,14 +14,15 @@ Order of events and what survives a crash at each point:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import TrainingError
-from ..records import PipelineReport, TrainProgress
+from ..records import TrainProgress
 from ..settings import Settings
 from ..store import Store
 from .lock import pipeline_lock
@@ -29,6 +30,21 @@ from .promote import promote, sweep
 
 log = logging.getLogger("clawdesk.pipeline")
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
+
+
+@dataclass
+class PipelineReport:
+    """One run of judge → train → gate → promote (what ``train --now`` and the daemon print)."""
+
+    trigger: str
+    decision: str  # promoted | refused | skipped | failed
+    summary: str
+    run_id: int | None = None
+    version: int | None = None  # the version now served when promoted
+    judge: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
 
 def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", method: str | None = None,
@@ -48,7 +64,7 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
         judged = judge_pending(store, settings, judge_engine=judge_engine,
                                progress=lambda done, total, msg="": say("judge", done, total, msg))
         seconds["judge"] = round(time.perf_counter() - t, 2)
-        judge_info = {k: v for k, v in dataclasses.asdict(judged).items() if k != "samples"}
+        judge_info = {k: v for k, v in asdict(judged).items() if k != "samples"}
         ready = store.samples(status="ready")
         if not ready:
             report = PipelineReport(trigger, "skipped", "no ready samples after judging", judge=judge_info,
@@ -76,7 +92,7 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
         say("gate", 0, 1, "checking the candidate")
         decision, cases = gate(store, settings, result, progress=lambda m: say("gate", 0, 1, m))
         seconds["gate"] = round(time.perf_counter() - t, 2)
-        gate_info = dataclasses.asdict(decision)
+        gate_info = asdict(decision)
         store.update_run(result.run_id, gate=gate_info)
         say("gate", 1, 1, "accepted" if decision.accepted else "refused")
         if not decision.accepted:

@@ -35,11 +35,12 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
 from ..errors import TrainingError
-from ..records import GateDecision, ObjectiveVerdict, TrainResult, VerifyCase
+from ..records import TrainResult, VerifyCase
 from ..settings import Settings
 from ..store import Store
 from .answers import answers
@@ -56,6 +57,39 @@ GENERAL_PROMPTS = (
 )
 REPLY_TOKENS = 48
 ANSWER_MIN_WORDS = 3  # a general prompt's 48-token reply; "Paris is the capital." must still count
+
+
+@dataclass
+class GateDecision:
+    """Why a candidate adapter was promoted or refused, with the numbers (stored with the run)."""
+
+    accepted: bool
+    reasons: list[str] = field(default_factory=list)  # one line per check, pass or fail
+    objective_served: float | None = None  # held-out training objective, lower is better
+    objective_candidate: float | None = None
+    objective_se: float | None = None  # standard error of the paired per-sample differences
+    objective_on: str = "held-out"  # held-out | in-sample (when nothing was held out)
+    positive_nll_served: float | None = None  # mean NLL/token of positively-rated answers
+    positive_nll_candidate: float | None = None
+    n_heldout: int = 0
+    n_positive: int = 0
+    kl_general: float | None = None  # mean KL(served ‖ candidate) per token on general prompts
+    general_nll_base: float | None = None  # NLL/token of the base model's general replies...
+    general_nll_candidate: float | None = None  # ...under the candidate
+    answer_rate_candidate: float | None = None
+    candidate_replies: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class ObjectiveVerdict:
+    """The gate's held-out objective check: candidate vs served, sample by sample."""
+
+    ok: bool
+    served: float  # mean objective, lower is better
+    candidate: float
+    se: float  # standard error of the paired differences (inf with one sample)
+    text: str
 
 
 def still_answers(prompt: str, reply: str) -> bool:
