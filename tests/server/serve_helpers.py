@@ -58,3 +58,37 @@ def hold_after_first_piece(engine, monkeypatch: pytest.MonkeyPatch) -> threading
 
 def user(text: str) -> dict[str, str]:
     return {"role": "user", "content": text}
+
+
+def random_lora(path, model_path: str, scale: float = 0.1, seed: int = 0) -> None:
+    """A real llama.cpp LoRA GGUF for the bundled model (rank 4 on every layer's attention
+    output) that is random enough to change greedy answers: a promotion the test can *see*."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    reader = gguf.GGUFReader(model_path)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 4.0)
+    for t in reader.tensors:
+        if t.name.endswith("attn_output.weight"):
+            n_in, n_out = int(t.shape[0]), int(t.shape[1])  # GGUF lists dims innermost first
+            writer.add_tensor(f"{t.name}.lora_a", (rng.standard_normal((4, n_in)) * scale).astype(np.float32))
+            writer.add_tensor(f"{t.name}.lora_b", (rng.standard_normal((n_out, 4)) * scale).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
+    """Poll instead of sleeping a fixed time (for work the server does in its own threads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
