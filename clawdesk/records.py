@@ -3,9 +3,9 @@
 The store turns rows into these and back; services and UIs only see these. A shape that one
 module makes and only its callers read lives next to that module instead (the gate's
 ``GateDecision`` in train/gate.py, the judge pass's ``JudgeReport`` in judge/pipeline.py, the
-pipeline's ``PipelineReport``, ``forget``'s ``ForgetReport``). Token ids are kept
-exactly as the engine produced them: training must score the tokens that were sampled, never a
-re-tokenisation of the text (docs/method.md §1).
+pipeline's ``PipelineReport``, ``forget``'s ``ForgetReport``, ``Engine.score``'s ``TokenScores``).
+Token ids are kept exactly as the engine produced them: training must score the tokens that
+were sampled, never a re-tokenisation of the text (docs/method.md §1).
 """
 
 from __future__ import annotations
@@ -232,22 +232,6 @@ class Judgement:
     @property
     def valid(self) -> int:
         return len(self.votes) - self.failed
-
-
-@dataclass
-class TokenScores:
-    """Teacher-forced scores of a fixed continuation under one served model (Engine.score).
-
-    Position i is the model's distribution over the i-th continuation token given the prompt
-    and the continuation before it."""
-
-    logprobs: list[float]  # log p(continuation[i])
-    top_ids: list[int]  # the model's own top-1 token there (what greedy decoding would pick)
-    top_logprobs: list[float]  # its log-prob
-
-    @property
-    def total(self) -> float:
-        return float(sum(self.logprobs))
 
 
 @dataclass

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .gguf_check import ensure_gguf
 from ..errors import ModelCorrupt, ModelNotFound
-from ..records import Generation, TokenScores
+from ..records import Generation
+from .gguf_check import ensure_gguf
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
@@ -28,6 +28,22 @@ class EngineStats:
     adapter_path: str | None
     adapter_version: int | None
     load_s: float
+
+
+@dataclass
+class TokenScores:
+    """Teacher-forced scores of a fixed continuation under one served model (Engine.score).
+
+    Position i is the model's distribution over the i-th continuation token given the prompt
+    and the continuation before it."""
+
+    logprobs: list[float]  # log p(continuation[i])
+    top_ids: list[int]  # the model's own top-1 token there (what greedy decoding would pick)
+    top_logprobs: list[float]  # its log-prob
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.logprobs))
 
 
 @contextlib.contextmanager
@@ -108,16 +124,16 @@ class Engine:
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
                                               add_generation_prompt=True)
 
-    def stats(self) -> EngineStats:
-        return EngineStats(self.model_path, self.adapter_path, self.adapter_version, self.load_s)
-
-    # --- adapters and swaps ---------------------------------------------------------------------
-    def _apply_adapter(self, path: str | None, version: int | None) -> None:
     @property
     def supports_tools(self) -> bool:
         """Whether the model's chat template renders a ``tools`` list (OpenAI function tools)."""
         return "tools" in self._formatter.template
 
+    def stats(self) -> EngineStats:
+        return EngineStats(self.model_path, self.adapter_path, self.adapter_version, self.load_s)
+
+    # --- adapters and swaps ---------------------------------------------------------------------
+    def _apply_adapter(self, path: str | None, version: int | None) -> None:
         """Swap the LoRA in the running model (~0.03 s). Called with the turn lock held."""
         lib = _llama_cpp()
         new = None
@@ -243,14 +259,14 @@ class Engine:
             self._llm.set_seed(seed)
             sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k,
                         "repeat_penalty": repeat_penalty, "max_tokens": max_tokens, "seed": seed}
+            if stop:
+                sampling["stop"] = list(stop)
+            stopper = StopScanner(stop) if stop else None
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             pieces: list[str] = []
             out: list[int] = []
             finish = "length"
             start = time.perf_counter()
-            if stop:
-                sampling["stop"] = list(stop)
-            stopper = StopScanner(stop) if stop else None
             ttft = 0.0
             # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
             gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
@@ -264,30 +280,30 @@ class Engine:
                         finish = "stop"
                         break
                     piece = decoder.decode(self._llm.detokenize([tok]))
+                    if stopper is not None:
+                        piece = stopper.feed(piece)
                     if piece:
                         pieces.append(piece)
                         if on_text:
                             on_text(piece)
+                    if stopper is not None and stopper.hit:
+                        finish = "stop"
+                        break
                     if cancel is not None and cancel.is_set():
-                    if stopper is not None:
-                        piece = stopper.feed(piece)
                         finish = "cancelled"
                         break
                     if len(out) >= max_tokens:
                         break
-                    if stopper is not None and stopper.hit:
-                        finish = "stop"
-                        break
             finally:
                 gen.close()
             tail = decoder.decode(b"", final=True)
+            if stopper is not None:
+                tail = "" if stopper.hit else stopper.feed(tail) + stopper.flush()
             if tail:
                 pieces.append(tail)
                 if on_text:
                     on_text(tail)
             return Generation(text="".join(pieces), prompt_token_ids=list(prompt_ids), response_token_ids=out,
-            if stopper is not None:
-                tail = "" if stopper.hit else stopper.feed(tail) + stopper.flush()
                               finish_reason=finish, ttft_s=ttft, duration_s=time.perf_counter() - start,
                               truncated_tokens=truncated, sampling=sampling)
 
