@@ -113,24 +113,22 @@ def import_(app: AppContext, source: Path) -> None:
     click.echo(f"Imported {added}" + (f"; {skipped} records were already here." if skipped else "."))
 
 
-@click.command()
-@click.argument("cid", type=int)
-@pass_app
-def exclude(app: AppContext, cid: int) -> None:
-    """Don't learn from conversation CID (its samples are dropped now; it stays readable)."""
-    app.store.get_conversation(cid)
-    app.store.update_conversation(cid, exclude=True)
-    click.echo(f"Conversation {cid} will not be learned from.")
+def _learning_switch(name: str, exclude: bool, help_: str, done: str) -> click.Command:
+    """``logs exclude`` / ``logs include``: the same command with the flag the other way round."""
+    @click.command(name, help=help_)
+    @click.argument("cid", type=int)
+    @pass_app
+    def command(app: AppContext, cid: int) -> None:
+        app.store.get_conversation(cid)  # an unknown CID is an error, not a silent no-op
+        app.store.update_conversation(cid, exclude=exclude)
+        click.echo(done.format(cid=cid))
+    return command
 
 
-@click.command()
-@click.argument("cid", type=int)
-@pass_app
-def include(app: AppContext, cid: int) -> None:
-    """Learn from conversation CID again (the next judge pass picks it up)."""
-    app.store.get_conversation(cid)
-    app.store.update_conversation(cid, exclude=False)
-    click.echo(f"Conversation {cid} will be learned from again.")
+exclude = _learning_switch("exclude", True, "Don't learn from conversation CID (its samples are dropped now; "
+                           "it stays readable).", "Conversation {cid} will not be learned from.")
+include = _learning_switch("include", False, "Learn from conversation CID again (the next judge pass picks it up).",
+                           "Conversation {cid} will be learned from again.")
 
 
 def register(cli: click.Group) -> None:
