@@ -117,6 +117,13 @@ def test_bad_settings_file_is_one_line(clawdesk_home):
     assert r.exit_code == 1 and "Unknown setting 'temperatur'" in r.output
 
 
+def test_an_out_of_range_setting_is_one_line_naming_it(clawdesk_home, monkeypatch):
+    monkeypatch.setenv("CLAWDESK_TRAIN_LR", "-1")  # was accepted: `config show` printed train_lr = -1.0
+    r = run("config", "show")
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "Traceback" not in r.output
+    assert "Setting 'train_lr' (from CLAWDESK_TRAIN_LR) must be a number > 0 and ≤ 1; got '-1'." in r.output
+
+
 def test_runs_show_draws_the_curves_in_the_terminal_and_as_png(store, tmp_path):
     rec = store.start_run("combined", {"train_lr": 5e-4}, 8)
     steps = [{"step": i, "loss": 1.0 / i, "reward_mean": -1 + 0.2 * i} for i in range(1, 6)]
