@@ -234,7 +234,6 @@ def m003_serve_sessions(db: sqlite_utils.Database) -> None:
     db.execute("create index served_turns_message on served_turns(message_id)")
 
 
-
 def _queue(where: str) -> str:
     """A trigger statement: put the assistant messages matching ``where`` on the judge's change
     queue, with a sequence number above every one there (see store/samples.py)."""
