@@ -147,12 +147,13 @@ async def _stream(state: ServeState, job: Job, events: asyncio.Queue[Event], mod
     """SSE chunks in OpenAI's format, ending with ``[DONE]``. If the client disconnects,
     Starlette cancels this generator at its ``await``; ``finally`` then stops the generation."""
     cid, fp = job.completion_id, state.fingerprint()
+    piece = protocol.PieceChunks(cid, model, fp)
     try:
         yield protocol.chunk(cid, model, fp, {"role": "assistant", "content": ""})
         while True:
             event = await events.get()
             if isinstance(event, Piece):
-                yield protocol.chunk(cid, model, fp, {"content": event.text})
+                yield piece(event.text)
             elif isinstance(event, Finished):
                 gen = event.turn.generation
                 yield protocol.chunk(cid, model, fp, finish=protocol.finish_reason(gen.finish_reason))

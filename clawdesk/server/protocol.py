@@ -170,7 +170,19 @@ def chunk(cid: str, model: str, fingerprint: str, delta: dict[str, Any] | None =
                                                           "finish_reason": finish}]}
     if usage:
         body["usage"] = _usage(*usage)
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+    return f"data: {json.dumps(body, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+class PieceChunks:
+    """The per-token chunk, cheaply: everything but the text is the same for a whole reply, so it
+    is serialised once and only the text is encoded per token (a reply is hundreds of chunks)."""
+
+    def __init__(self, cid: str, model: str, fingerprint: str) -> None:
+        head = chunk(cid, model, fingerprint, {"content": "\x00"})
+        self._before, self._after = head.split(json.dumps("\x00"), 1)
+
+    def __call__(self, text: str) -> str:
+        return self._before + json.dumps(text, ensure_ascii=False) + self._after
 
 
 DONE = "data: [DONE]\n\n"
