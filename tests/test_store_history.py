@@ -225,4 +225,5 @@ def test_pending_signal_counts_ready_samples_and_unjudged_turns(store):
     store.update_conversation(excluded.id, exclude=True)
     pending(store)  # settling changes nothing the count reads
     assert store.pending_signal() == 2
+    assert (store.count_samples("ready"), store.count_samples()) == (1, 1)
 

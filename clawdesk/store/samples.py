@@ -70,6 +70,14 @@ class SamplesMixin(StoreBase):
             sql += f" limit {int(limit)}"
         return [_sample(r) for r in self._rows(sql, params)]
 
+    def count_samples(self, status: str | None = None) -> int:
+        """How many samples (of ``status``): an index read, unlike ``counts()``, which counts every
+        table and so grows with the history — what a poll every few seconds should ask."""
+        sql, params = ("select count(*) from samples where status = ?", [status]) if status else \
+            ("select count(*) from samples", [])
+        with self._guard():
+            return int(self.db.execute(sql, params).fetchone()[0])
+
     def samples_for(self, message_id: int) -> list[Sample]:
         """Every sample of one message (at most one per source)."""
         return [_sample(r) for r in self._rows("select * from samples where message_id = ? order by id", [message_id])]
@@ -129,11 +137,10 @@ class SamplesMixin(StoreBase):
         (no sample of any source, neither the turn nor its conversation excluded). Both counts
         read indexes: the status index, and the change queue, which holds every such turn."""
         with self._guard():
-            ready = self.db.execute("select count(*) from samples where status = 'ready'").fetchone()[0]
             unjudged = self.db.execute(
                 f"select count(*) from {QUEUED} where m.role = 'assistant' and m.exclude = 0 and c.exclude = 0"
                 " and not exists (select 1 from samples s where s.message_id = m.id)").fetchone()[0]
-        return int(ready) + int(unjudged)
+        return self.count_samples("ready") + int(unjudged)
 
 
 def _sample(r: dict[str, Any]) -> Sample:
