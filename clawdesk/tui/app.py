@@ -112,7 +112,9 @@ class ClawDeskApp(ConversationActions, MessageFeedback, ModelLoading, App[None])
         self.hot_reload.start()
         if self._open_cid is not None:
             await self.open_conversation(self._open_cid)
-        await self.refresh_sidebar()
+        # After the first frame: the prompt is there at once however long the history is, and
+        # the sidebar's first page (~0.3 s to mount on a loaded 2-core machine) follows.
+        self.call_after_refresh(self.refresh_sidebar)
         if self.engine is not None:
             self.engine_ready(self.engine)
         else:

@@ -246,8 +246,8 @@ async def test_search_then_delete_conversation(engine, quick, store):
     assert b"nine minutes" in db_bytes(store)
     app = ClawDeskApp(settings=quick, engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        sidebar = app.query_one(Sidebar)
-        assert sidebar.conversation_ids == [gone, keep]
+        sidebar = app.query_one(Sidebar)  # filled just after the first frame
+        await wait_until(pilot, lambda: sidebar.conversation_ids == [gone, keep], 5, "sidebar")
         await pilot.press("ctrl+f")
         assert app.focused is app.query_one("#search", Input)
         await pilot.press(*"zebras")
@@ -287,8 +287,8 @@ async def test_sidebar_pages_through_a_long_history(engine, quick, store):
     page = Sidebar.PAGE_SIZE
     app = ClawDeskApp(settings=quick, engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        sidebar = app.query_one(Sidebar)
-        assert sidebar.conversation_ids == newest_first[:page]
+        sidebar = app.query_one(Sidebar)  # filled just after the first frame
+        await wait_until(pilot, lambda: sidebar.conversation_ids == newest_first[:page], 5, "first page")
         await pilot.press("ctrl+f", *"aardvarks")
         await wait_until(pilot, lambda: sidebar.conversation_ids == [ids[0]], 5, "old conversation found")
         await pilot.press("enter", "enter")
