@@ -32,6 +32,7 @@ from .errors import bad_request
 from .protocol import ChatRequest, _truthy
 
 TURN_TYPES = ("main", "side")
+SESSION_HEADERS = ("x-session-id", "x-session-affinity", "session_id")
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,11 @@ class Placement:
 
 
 def session_of(headers: dict[str, str], request: ChatRequest) -> SessionRef:
-    """Headers first (what OpenClaw's RL plugin sends), then the body fields, then the prefix."""
-    key, source = headers.get("x-session-id", "").strip(), "header"
+    """Headers first, then the body fields, then the prefix. Besides ``X-Session-Id`` (OpenClaw-RL's
+    header), the session-affinity headers stock OpenClaw sends with ``sendSessionAffinityHeaders``
+    (``x-session-affinity``, ``session_id``) name the session too."""
+    key = next((headers[h].strip() for h in SESSION_HEADERS if headers.get(h, "").strip()), "")
+    source = "header"
     if not key:
         key, source = request.session_id.strip(), "body"
     if not key:
