@@ -124,6 +124,13 @@ class StoreBase:
         with self._guard():
             return list(self.db.query(sql, params))
 
+    def _one(self, sql: str, params: Any, missing: str) -> dict[str, Any]:
+        """The row a lookup by key finds; ``missing`` is the error a person reads when there is none."""
+        rows = self._rows(sql, params)
+        if not rows:
+            raise StoreError(missing)
+        return rows[0]
+
     def close(self) -> None:
         self.db.conn.close()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import StoreError
 from ..records import Conversation, Message
 from .base import StoreBase, _j, _l
 from .migrations import _now
@@ -31,10 +30,8 @@ class ConversationsMixin(StoreBase):
         return self.get_conversation(cid)
 
     def get_conversation(self, cid: int) -> Conversation:
-        rows = self._rows("select * from conversations where id = ?", [cid])
-        if not rows:
-            raise StoreError(f"No conversation {cid}; `clawdesk logs list` shows the ids.")
-        return _conversation(rows[0])
+        return _conversation(self._one("select * from conversations where id = ?", [cid],
+                                       f"No conversation {cid}; `clawdesk logs list` shows the ids."))
 
     def list_conversations(self, limit: int | None = None, query: str | None = None,
                            offset: int = 0) -> list[Conversation]:
@@ -107,10 +104,7 @@ class ConversationsMixin(StoreBase):
         return self.get_message(mid)
 
     def get_message(self, mid: int) -> Message:
-        rows = self._rows("select * from messages where id = ?", [mid])
-        if not rows:
-            raise StoreError(f"No message {mid}.")
-        return _message(rows[0])
+        return _message(self._one("select * from messages where id = ?", [mid], f"No message {mid}."))
 
     def messages(self, conversation_id: int) -> list[Message]:
         """Every message of a conversation (all branches), oldest first."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import StoreError, StoreLocked
+from ..errors import StoreLocked
 from ..records import Message, Sample
 from .base import StoreBase, _j, _l
 from .conversations import _message
@@ -55,10 +55,8 @@ class SamplesMixin(StoreBase):
         return self.get_sample(sid)
 
     def get_sample(self, sid: int) -> Sample:
-        rows = self._rows("select * from samples where id = ?", [sid])
-        if not rows:
-            raise StoreError(f"No sample {sid}; `clawdesk samples list` shows the ids.")
-        return _sample(rows[0])
+        return _sample(self._one("select * from samples where id = ?", [sid],
+                                 f"No sample {sid}; `clawdesk samples list` shows the ids."))
 
     def samples(self, status: str | None = None, limit: int | None = None) -> list[Sample]:
         sql, params = "select * from samples", []

@@ -12,7 +12,6 @@ import json
 import os
 from typing import Any
 
-from ..errors import StoreError
 from ..records import AdapterVersion, ModelEntry, TrainingRun
 from .base import StoreBase, _l
 from .migrations import _now
@@ -37,10 +36,8 @@ class VersionsMixin(StoreBase):
             self.db["training_runs"].update(rid, changes)
 
     def get_run(self, rid: int) -> TrainingRun:
-        rows = self._rows("select * from training_runs where id = ?", [rid])
-        if not rows:
-            raise StoreError(f"No training run {rid}; `clawdesk runs list` shows the ids.")
-        return _run(rows[0])
+        return _run(self._one("select * from training_runs where id = ?", [rid],
+                              f"No training run {rid}; `clawdesk runs list` shows the ids."))
 
     def runs(self, limit: int | None = None) -> list[TrainingRun]:
         sql = "select * from training_runs order by id desc" + (f" limit {int(limit)}" if limit else "")
@@ -95,10 +92,8 @@ class VersionsMixin(StoreBase):
             self.db["adapters"].update(version, changes)
 
     def get_adapter(self, version: int) -> AdapterVersion:
-        rows = self._rows("select * from adapters where version = ?", [version])
-        if not rows:
-            raise StoreError(f"No adapter version {version}; `clawdesk adapters list` shows them.")
-        return _adapter(rows[0])
+        return _adapter(self._one("select * from adapters where version = ?", [version],
+                                  f"No adapter version {version}; `clawdesk adapters list` shows them."))
 
     def adapters(self) -> list[AdapterVersion]:
         return [_adapter(r) for r in self._rows("select * from adapters order by version desc")]
