@@ -21,7 +21,6 @@ response token ids, model, adapter version, sampling and timing.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from pathlib import Path
 
 from ..engine import Engine
@@ -43,7 +42,7 @@ def is_loopback(host: str) -> bool:
 
 
 def run(db_path: Path, engine: Engine, settings: Settings, host: str, port: int, token: str,
-        model: str | None = None, sock: socket.socket | None = None) -> None:
+        model: str | None = None) -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM end it cleanly: uvicorn handles both)."""
     import uvicorn
 
@@ -51,4 +50,4 @@ def run(db_path: Path, engine: Engine, settings: Settings, host: str, port: int,
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
-    server.run(sockets=[sock] if sock else None)
+    server.run()
