@@ -276,3 +276,71 @@ class ServedTurn:
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     created_at: str = ""
+
+
+@dataclass
+class WishSource:
+    """Where a wish came from: the turn (``message_id``: the reply the feedback is on, or the
+    user's own message) and, for feedback, the row (``feedback_id``), with the words quoted."""
+
+    message_id: int | None
+    feedback_id: int | None
+    conversation_id: int | None
+    channel: str  # correction | comment | thumbs_down | message | judge
+    quote: str = ""
+    created_at: str = ""
+
+
+@dataclass
+class Wish:
+    """One entry of the preference memory ("what ClawDesk knows about you", docs/memory.md).
+
+    ``slot`` groups wishes that replace each other (a new length wish replaces the old one);
+    '' is a free-form wish. A deleted wish stays as a tombstone (``status`` 'deleted') with its
+    sources, so the turns it came from never bring it back."""
+
+    id: int
+    text: str
+    slot: str = ""  # length | name | opening | ending | format | language | tone | emoji | ''
+    origin: str = "rule"  # rule | judge | user
+    status: str = "active"  # active | deleted
+    created_at: str = ""
+    confirmed_at: str = ""  # the last time a turn stated it (again)
+    sources: list[WishSource] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MemoryNote:
+    """What the preference memory added to one reply's prompt, kept with the reply so that the
+    messages the model saw can be rebuilt exactly (the judge's teacher context, docs/method.md §3).
+
+    ``placement``: 'user' appends ``text`` to the latest user message (the default: measured in
+    docs/memory.md), 'user_tag' appends it under the teacher context's hint tag, 'user_prefix'
+    puts it before the message, 'system' adds it to the system prompt. Only the latest user
+    message ever carries it, so every earlier turn renders to the same tokens on every turn."""
+
+    placement: str
+    text: str
+    wish_ids: tuple[int, ...] = ()
+
+    def apply(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """A copy of ``messages`` with the note placed (unchanged if there is nowhere to put it)."""
+        out = [dict(m) for m in messages]
+        if not self.text:
+            return out
+        if self.placement == "system":
+            if out and out[0]["role"] == "system":
+                out[0]["content"] = f"{out[0]['content']}\n\n{self.text}"
+            else:
+                out.insert(0, {"role": "system", "content": self.text})
+            return out
+        for m in reversed(out):
+            if m["role"] == "user":
+                if self.placement == "user_prefix":
+                    m["content"] = f"{self.text}\n\n{m['content']}"
+                elif self.placement == "user_tag":
+                    m["content"] = f"{m['content']}\n\n[user's hint / instruction]\n{self.text}"
+                else:
+                    m["content"] = f"{m['content']}\n\n({self.text})"
+                break
+        return out
