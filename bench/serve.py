@@ -11,7 +11,9 @@ prompt):
 - **llama_cpp.server**: ``python -m llama_cpp.server`` in a subprocess, streamed the same way.
 
 TTFT is request sent → first text piece received; decode tokens/s is (pieces − 1) / (last piece −
-first piece). Each comparison is interleaved ABAB and repeated until the 95% confidence interval
+first piece); CPU ms per token is the CPU time the side's process spent on the request (prefill
+included) per piece — on a shared machine the wall-clock measures mostly time the *other* load,
+while CPU time is what a side itself costs, so it is the measure that resolves a few percent. Each comparison is interleaved ABAB and repeated until the 95% confidence interval
 of the ratio is within ±``--ci`` (bench/paired.py), then printed with its interval and spread.
 Throughput: N clients each send ``--requests`` non-streamed requests at once; completion tokens
 / wall time, clawdesk vs llama_cpp.server, also interleaved.
@@ -41,6 +43,8 @@ if str(ROOT) not in sys.path:
 from bench.common import bundled_model_path, isolated_home, markdown_table, say, write_results  # noqa: E402
 from bench.paired import interleave  # noqa: E402
 
+import psutil  # noqa: E402
+
 ASK = "Write a long, detailed story about a lighthouse keeper and a storm. Use many paragraphs."
 N_CTX = 2048
 REPEAT_PENALTY = 1.1  # ClawDesk's default; sent to llama_cpp.server, which defaults to 1.0
@@ -56,11 +60,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _timing(start: float, times: list[float]) -> dict[str, float]:
+def _cpu(pid: int) -> float:
+    """CPU seconds a process has used so far (all its threads: llama.cpp's and Python's)."""
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def _timing(start: float, times: list[float], cpu_s: float) -> dict[str, float]:
+    """Wall-clock measures, and CPU per piece: the one that other load on the machine hardly moves
+    (a side's overhead shows up as CPU it spends, however long it waits for a core)."""
     if not times:
-        return {"ttft_ms": float("nan"), "decode_tps": float("nan"), "pieces": 0}
+        return {"ttft_ms": float("nan"), "decode_tps": float("nan"), "cpu_ms_per_token": float("nan"), "pieces": 0}
     decode = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else float("nan")
-    return {"ttft_ms": 1000 * (times[0] - start), "decode_tps": decode, "pieces": len(times)}
+    return {"ttft_ms": 1000 * (times[0] - start), "decode_tps": decode, "cpu_ms_per_token": 1000 * cpu_s / len(times),
+            "pieces": len(times)}
 
 
 class HttpSide:
@@ -96,6 +109,7 @@ class HttpSide:
 
     def stream(self, tag: str, tokens: int) -> dict[str, float]:
         times: list[float] = []
+        cpu = _cpu(self.proc.pid)
         start = time.perf_counter()
         with self.http.stream("POST", self.url, headers=self.headers, json=self.body(tag, tokens, True)) as r:
             r.raise_for_status()
@@ -104,7 +118,7 @@ class HttpSide:
                     choices = json.loads(line[6:]).get("choices") or [{}]
                     if choices[0].get("delta", {}).get("content"):
                         times.append(time.perf_counter())
-        return _timing(start, times)
+        return _timing(start, times, _cpu(self.proc.pid) - cpu)
 
     def complete(self, client: Any, tag: str, tokens: int) -> int:
         r = client.post(self.url, headers=self.headers, json=self.body(tag, tokens, False))
@@ -133,10 +147,11 @@ class EngineSide:
 
     def stream(self, tag: str, tokens: int) -> dict[str, float]:
         times: list[float] = []
+        cpu = _cpu(os.getpid())
         start = time.perf_counter()
         self.engine.generate(messages(tag), temperature=0.0, repeat_penalty=REPEAT_PENALTY, max_tokens=tokens,
                              on_text=lambda _piece: times.append(time.perf_counter()))
-        return _timing(start, times)
+        return _timing(start, times, _cpu(os.getpid()) - cpu)
 
     def close(self) -> None:
         self.engine.close()
@@ -189,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="Results folder (default bench/results).")
     args = ap.parse_args(argv)
     path = bundled_model_path()
-    measures = ["decode_tps", "ttft_ms"]
+    measures = ["cpu_ms_per_token", "decode_tps", "ttft_ms"]
     results: dict[str, Any] = {"args": vars(args) | {"out": str(args.out or "")}}
     with ExitStack() as stack:
         clawdesk, llama, engine = start_sides(stack, path, args.threads)
@@ -219,7 +234,8 @@ def report(results: dict[str, Any]) -> str:
     rows = []
     for other in ("Engine", "llama_cpp.server"):
         res = results[f"vs {other}"]
-        for measure, label in (("decode_tps", "decode tokens/s"), ("ttft_ms", "TTFT ms")):
+        for measure, label in (("cpu_ms_per_token", "CPU ms per token"), ("decode_tps", "decode tokens/s"),
+                               ("ttft_ms", "TTFT ms")):
             m = res["measures"][measure]
             rows.append([f"{label}: clawdesk / {other}", m["b_median"], m["a_median"], res["text"][measure],
                          f"{m['spread']['min']:.3f}–{m['spread']['max']:.3f}", "yes" if res["converged"] else "no"])

@@ -40,7 +40,7 @@ def test_bench_serve_runs_and_writes_its_results(model_path, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "serve-latest.json").read_text())
     for side in ("vs Engine", "vs llama_cpp.server"):
-        assert data[side]["rounds"] == 2 and set(data[side]["measures"]) == {"decode_tps", "ttft_ms"}
+        assert data[side]["rounds"] == 2 and set(data[side]["measures"]) == {"cpu_ms_per_token", "decode_tps", "ttft_ms"}
         assert data[side]["measures"]["ttft_ms"]["ratio"] > 0
     assert set(data["throughput"]) == {"1", "2"}
     assert "clawdesk / llama_cpp.server" in proc.stdout
