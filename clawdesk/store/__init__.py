@@ -18,6 +18,7 @@ a new module with its mixin, added to ``Store``'s bases (before ``StoreBase``).
 
 - ``conversations`` — conversations, messages, paging and search
 - ``feedback`` — explicit feedback rows
+- ``memory`` — the preference memory: wishes, their sources, the note each reply's prompt got
 - ``samples`` — judged samples and the queue of turns whose signals changed
 - ``sessions`` — `clawdesk serve`'s client sessions and served turns (completion ids)
 - ``versions`` — training runs, adapter versions, registered models, the pipeline log
@@ -33,6 +34,7 @@ from .base import StoreBase
 from .conversations import ConversationsMixin
 from .feedback import FeedbackMixin
 from .maintenance import MaintenanceMixin
+from .memory import MemoryMixin
 from .samples import SamplesMixin
 from .sessions import SessionsMixin
 from .versions import VersionsMixin
@@ -40,7 +42,8 @@ from .versions import VersionsMixin
 __all__ = ["Store", "open_store"]
 
 
-class Store(ConversationsMixin, FeedbackMixin, SamplesMixin, SessionsMixin, VersionsMixin, MaintenanceMixin, StoreBase):
+class Store(ConversationsMixin, FeedbackMixin, MemoryMixin, SamplesMixin, SessionsMixin, VersionsMixin, MaintenanceMixin,
+            StoreBase):
     """The whole store: every table family over one connection (see the module docstring)."""
 
 

@@ -296,3 +296,46 @@ def m004_year_of_use(db: sqlite_utils.Database) -> None:
                    f" {_queue('id = old.message_id')} end")
     db.execute("create trigger signals_conversation_exclude after update of exclude on conversations"
                f" when new.exclude is not old.exclude begin {_queue('conversation_id = new.id')} end")
+
+
+@migration
+def m005_preference_memory(db: sqlite_utils.Database) -> None:
+    # The preference memory (clawdesk/store/memory.py, docs/memory.md). Plain SQL for ON DELETE
+    # CASCADE: forgetting a conversation takes the sources that quote it, and a learned wish left
+    # with no source at all goes too (the trigger) — its words came from the deleted turns. A wish
+    # the user deleted stays as a tombstone (status 'deleted') with its sources, so that the same
+    # turns never bring it back.
+    db.execute("""
+        create table wishes (
+            id integer primary key,
+            text text not null,
+            slot text not null default '',  -- a new wish replaces the old one in the same slot
+            origin text not null,  -- rule | judge | user
+            status text not null default 'active',  -- active | deleted
+            created_at text not null,
+            confirmed_at text not null)""")
+    db.execute("create index wishes_status on wishes(status, slot)")
+    db.execute("""
+        create table wish_sources (
+            id integer primary key,
+            wish_id integer not null references wishes(id) on delete cascade,
+            message_id integer references messages(id) on delete cascade,
+            feedback_id integer references feedback(id) on delete cascade,
+            channel text not null,  -- correction | comment | thumbs_down | message | judge
+            quote text not null default '',
+            created_at text not null)""")
+    db.execute("create index wish_sources_wish on wish_sources(wish_id)")
+    db.execute("create index wish_sources_message on wish_sources(message_id)")
+    db.execute("create index wish_sources_feedback on wish_sources(feedback_id)")
+    db.execute("create trigger wish_sources_gone after delete on wish_sources"
+               " when (select origin from wishes where id = old.wish_id) != 'user'"
+               " and not exists (select 1 from wish_sources where wish_id = old.wish_id)"
+               " begin delete from wishes where id = old.wish_id; end")
+    # What the memory added to each reply's prompt, so the messages the model saw can be rebuilt
+    # exactly (the teacher context re-renders them; the logged token ids already include it).
+    db.execute("""
+        create table memory_notes (
+            message_id integer primary key references messages(id) on delete cascade,
+            placement text not null,
+            text text not null,
+            wish_ids text not null default '[]')""")
