@@ -124,13 +124,6 @@ class ChatService:
         user = self.store.add_message(conversation_id, "user", text, parent_id=parent_id)
         return self._reply(conv, user, on_text, cancel, **sampling)
 
-    def regenerate(self, assistant_id: int, on_text: Callable[[str], None] | None = None,
-                   cancel: threading.Event | None = None, **sampling: float) -> Turn:
-        """A new sibling answer to the same user message; the old one stays and is marked
-        'regenerate' (negative evidence, docs/method.md §1)."""
-        old = self.store.get_message(assistant_id)
-        if old.role != "assistant" or old.parent_id is None:
-            raise StoreError(f"Message {assistant_id} is not an assistant reply; only replies can be regenerated.")
     def append(self, conversation_id: int, role: str, content: str, parent_id: int | None) -> Message:
         """Log a message the model did not write below ``parent_id``: an API client's user message,
         a tool result, or an earlier assistant reply the client holds and the store does not."""
@@ -147,6 +140,13 @@ class ChatService:
         parent = self.store.get_message(parent_id)
         return self._reply(self.store.get_conversation(parent.conversation_id), parent, on_text, cancel, **sampling)
 
+    def regenerate(self, assistant_id: int, on_text: Callable[[str], None] | None = None,
+                   cancel: threading.Event | None = None, **sampling: float) -> Turn:
+        """A new sibling answer to the same user message; the old one stays and is marked
+        'regenerate' (negative evidence, docs/method.md §1)."""
+        old = self.store.get_message(assistant_id)
+        if old.role != "assistant" or old.parent_id is None:
+            raise StoreError(f"Message {assistant_id} is not an assistant reply; only replies can be regenerated.")
         self.store.add_feedback(assistant_id, "regenerate")
         conv = self.store.get_conversation(old.conversation_id)
         user = self.store.get_message(old.parent_id)
