@@ -1,6 +1,6 @@
 """How good is the configured judge? Valid-vote rate and accuracy on hand-labelled turns.
 
-Runs the PRM judge (m votes, temperature 0.6, majority, ties → 0) over tests/data/judge_labels.jsonl
+Runs the PRM judge (m votes, temperature 0.6, majority, ties → 0) over clawdesk/judge/labelled_cases.jsonl
 — (request, response, next state, label) cases: clear praise, clear corrections, re-asks,
 follow-ups that build on the answer (+1) and unrelated new questions (0) — once without and once
 with the GBNF grammar, and prints per condition:
@@ -31,7 +31,7 @@ from clawdesk.judge import Judge  # noqa: E402
 from clawdesk.settings import load_settings  # noqa: E402
 from clawdesk.store import open_store  # noqa: E402
 
-LABELS = ROOT / "tests" / "data" / "judge_labels.jsonl"
+LABELS = ROOT / "clawdesk" / "judge" / "labelled_cases.jsonl"
 
 
 def load_cases(path: Path = LABELS) -> list[dict]:
