@@ -34,7 +34,7 @@ from . import locations
 from .errors import ConfigError
 
 ENV_PREFIX = "CLAWDESK_"
-SECTIONS = ("judge", "train", "schedule")
+SECTIONS = ("judge", "train", "schedule", "memory")
 
 
 class Settings(BaseSettings):
@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     schedule_require_ac: bool = Field(True, description="On a laptop, run only on AC power (where it can be detected).")
     # --- UI --------------------------------------------------------------------------------------
     keymap: dict[str, Any] = Field(default_factory=dict, description="TUI key remapping: binding id → key(s), e.g. thumbs_up = \"u\".")
+    # --- preference memory (clawdesk/memory, docs/memory.md) -------------------------------------
+    memory_placement: Literal["user", "user_tag", "user_prefix", "system", "off"] = Field("user", description="Where the preference memory goes in each reply's prompt: appended to your latest message in parentheses ('user'), under a hint tag ('user_tag'), before your message ('user_prefix'), in the system prompt ('system'), or nowhere ('off'; still learned and listed). Measured on the bundled model: bench/memory_placement.py, docs/memory.md.")
+    memory_learn: bool = Field(True, description="Learn wishes (\"keep it under 30 words\", \"call me Dana\") from your corrections, comments, 👎 reasons and complaints as you give them; `clawdesk memory list` shows them.")
 
 
     @classmethod
