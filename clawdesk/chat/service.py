@@ -12,6 +12,7 @@ from typing import Any
 from .. import catalog
 from ..engine import Engine
 from ..errors import ModelCorrupt, ModelNotFound, StoreError
+from ..memory import Memory
 from ..records import Conversation, Feedback, Generation, Message
 from ..settings import Settings
 from ..store import Store
@@ -75,6 +76,8 @@ class ChatService:
         """``engine`` may be None while the chat's model is still loading: feedback and
         conversation edits need no model; a turn before it is set raises ``ModelNotFound``."""
         self.store, self.engine, self.settings = store, engine, settings
+        # The preference memory: wishes read out of feedback at once, and put into the next prompt.
+        self.memory = Memory(store, settings)
 
     def _loaded(self) -> Engine:
         if self.engine is None:
@@ -122,6 +125,8 @@ class ChatService:
         if not self.store.children(None, conversation_id) and conv.name == "New conversation":
             self.store.update_conversation(conversation_id, name=_title(text))
         user = self.store.add_message(conversation_id, "user", text, parent_id=parent_id)
+        after_reply = parent_id is not None and self.store.get_message(parent_id).role == "assistant"
+        self.memory.learn_from_message(user, after_reply)  # "too long, under 30 words please" counts for this reply
         return self._reply(conv, user, on_text, cancel, **sampling)
 
     def append(self, conversation_id: int, role: str, content: str, parent_id: int | None) -> Message:
@@ -159,7 +164,11 @@ class ChatService:
                   "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": s.seed}
         params.update(sampling)
         engine = self._loaded()
-        gen = engine.generate(self.context(conv, user.id), on_text=on_text, cancel=cancel, **params)
+        # The memory goes on the latest user message only (records.MemoryNote): earlier turns
+        # render to the same tokens every turn, so the KV-prefix reuse keeps them.
+        note = self.memory.note()
+        messages = self.context(conv, user.id)
+        gen = engine.generate(note.apply(messages) if note else messages, on_text=on_text, cancel=cancel, **params)
         assistant = self.store.add_message(
             conv.id, "assistant", gen.text, parent_id=user.id,
             prompt_token_ids=gen.prompt_token_ids, response_token_ids=gen.response_token_ids,
@@ -167,6 +176,7 @@ class ChatService:
             finish_reason=gen.finish_reason, prompt_tokens=len(gen.prompt_token_ids),
             response_tokens=len(gen.response_token_ids), ttft_ms=gen.ttft_s * 1000,
             duration_ms=gen.duration_s * 1000, truncated_tokens=gen.truncated_tokens)
+        self.memory.record(assistant.id, note)
         if gen.finish_reason == "cancelled":
             self.store.add_feedback(assistant.id, "stop")
         return Turn(user, assistant, gen)
@@ -176,10 +186,14 @@ class ChatService:
         return self.store.add_feedback(message_id, "thumbs_up")
 
     def thumbs_down(self, message_id: int, reason: str = "", comment: str = "") -> Feedback:
-        return self.store.add_feedback(message_id, "thumbs_down", reason=reason, comment=comment)
+        fb = self.store.add_feedback(message_id, "thumbs_down", reason=reason, comment=comment)
+        self.memory.learn_from_feedback(fb)
+        return fb
 
     def correct(self, message_id: int, corrected: str) -> Feedback:
-        return self.store.add_feedback(message_id, "correction", correction=corrected)
+        fb = self.store.add_feedback(message_id, "correction", correction=corrected)
+        self.memory.learn_from_feedback(fb)
+        return fb
 
     def exclude(self, message_id: int) -> Feedback:
         return self.store.add_feedback(message_id, "exclude")
@@ -187,6 +201,7 @@ class ChatService:
     def explain(self, feedback_id: int, reason: str = "", comment: str = "") -> None:
         """Attach a reason and/or comment to feedback already written (thumbs down first, why after)."""
         self.store.update_feedback(feedback_id, reason=reason or None, comment=comment or None)
+        self.memory.learn_from_feedback(self.store.get_feedback(feedback_id))
 
     # --- conversation management (UI actions) ---------------------------------------------------
     def rename(self, conversation_id: int, name: str) -> None:

@@ -28,13 +28,15 @@ def correction_hint(corrected: str) -> str:
 
 def turn_messages(store: Store, message: Message) -> list[dict[str, str]]:
     """The chat messages the model saw for ``message``: the conversation's system prompt and the
-    branch down to its parent (what ChatService.context builds for a reply)."""
+    branch down to its parent (what ChatService.context builds for a reply), with the preference
+    memory's note placed as it was for this reply — the teacher context is built on these."""
     conv = store.get_conversation(message.conversation_id)
     msgs = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
     if message.parent_id is not None:
         msgs += [{"role": m.role, "content": m.content} for m in store.path_to(message.parent_id)
                  if m.role in ("user", "assistant", "tool")]
-    return msgs
+    note = store.note_of(message.id)
+    return note.apply(msgs) if note else msgs
 
 
 def find_next_state(store: Store, message: Message) -> NextState:

@@ -27,6 +27,9 @@ class FeedbackMixin(StoreBase):
                 self.db.execute("delete from samples where message_id = ?", [message_id])
         return Feedback(fid, **row)
 
+    def get_feedback(self, feedback_id: int) -> Feedback:
+        return Feedback(**self._one("select * from feedback where id = ?", [feedback_id], f"No feedback {feedback_id}."))
+
     def feedback_for(self, message_id: int) -> list[Feedback]:
         rows = self._rows("select * from feedback where message_id = ? order by id", [message_id])
         return [Feedback(**r) for r in rows]
