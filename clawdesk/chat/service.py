@@ -195,6 +195,13 @@ class ChatService:
         self.memory.learn_from_feedback(fb)
         return fb
 
+    def comment(self, message_id: int, text: str) -> Feedback:
+        """A remark on a reply without a rating (\"nice, but call me Dana\"): a next state for the
+        judge, and read for wishes at once."""
+        fb = self.store.add_feedback(message_id, "comment", comment=text)
+        self.memory.learn_from_feedback(fb)
+        return fb
+
     def exclude(self, message_id: int) -> Feedback:
         return self.store.add_feedback(message_id, "exclude")
 
