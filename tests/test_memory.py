@@ -1,0 +1,235 @@
+"""The preference memory without a model: extraction rules, the profile's learn / confirm /
+replace / tombstone semantics, editing and deletion, forgetting, and where the note goes — on a
+real SQLite file in a tmp CLAWDESK_HOME."""
+
+from __future__ import annotations
+
+import pytest
+
+from clawdesk.memory import Memory, note_for
+from clawdesk.memory.rules import extract
+from clawdesk.records import MemoryNote, WishSource
+from clawdesk.settings import Settings
+from clawdesk.signals import turn_messages
+from clawdesk.store import Store
+
+
+def texts(text: str, channel: str = "comment", after_reply: bool = True) -> list[str]:
+    return [c.text for c in extract(text, channel, after_reply)]
+
+
+# --- rules ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("said, channel, wish", [
+    ("under 30 words please", "correction", "Keep every answer under 30 words."),
+    ("Too long. Please keep it under 30 words.", "message", "Keep every answer under 30 words."),
+    ("thirty words max", "comment", "Keep every answer to at most 30 words."),
+    ("call me Dana", "comment", "Call me Dana."),
+    ("always end with a question", "comment", "End every answer with a question."),
+    ("no lists", "thumbs_down", "Write plain sentences, no lists."),
+    ("please be brief", "comment", "Keep answers short and to the point."),
+    ("no markdown please", "comment", "Write plain sentences: no Markdown, no lists, no bold, no headings."),
+    ("Please always begin with 'Hi Sam!' and then answer.", "message", "Start every answer with 'Hi Sam!'."),
+    ("From now on, answer in French.", "message", "Answer in French."),
+    ("Keep it to one sentence", "comment", "Answer in one sentence."),
+    ("no emojis", "comment", "No emojis."),
+    ("be more formal", "comment", "Use a formal tone."),
+    ("From now on, explain like I'm five.", "message", "Explain like I'm five."),
+    ("Don't apologize so much.", "comment", "Don't apologize so much."),
+    ("too long", "reason", "Keep answers short and to the point."),
+])
+def test_rules_find_explicit_wishes(said, channel, wish):
+    assert texts(said, channel) == [wish]
+
+
+@pytest.mark.parametrize("said, channel", [
+    ("Write a haiku under 30 words", "message"),  # a request for this reply, not a wish about every reply
+    ("Can you explain gravity in 30 words?", "message"),
+    ("What do you always say?", "message"),
+    ("What is gravity?", "message"),
+    ("Thanks!", "message"),
+    ("call me back later", "comment"),
+    ("The capital of France is Paris.", "correction"),  # a rewritten answer is a demonstration, not a wish
+    ("wrong", "reason"),
+    ("Don't worry about it", "message"),  # "don't …" counts only where the person says what was wrong
+])
+def test_rules_leave_requests_and_facts_alone(said, channel):
+    assert texts(said, channel) == []
+
+
+def test_a_short_message_counts_only_after_a_reply():
+    assert texts("Under 30 words please.", "message", after_reply=True) == ["Keep every answer under 30 words."]
+    assert texts("Under 30 words please.", "message", after_reply=False) == []
+    assert texts("From now on, under 30 words please.", "message", after_reply=False) == ["Keep every answer under 30 words."]
+
+
+def test_an_opening_phrase_is_not_read_as_a_length_wish():
+    assert texts("Begin with 'TL;DR:' and the short version, then the details.", "message") == [
+        "Start every answer with 'TL;DR:' and the short version, then the details."]
+
+
+def test_one_text_can_state_several_wishes_one_per_slot():
+    found = extract("My name is Sam. Always start your reply by greeting me by name. No lists, under 40 words.", "comment")
+    assert {c.slot for c in found} == {"name", "opening", "length", "format"}
+
+
+def test_a_long_correction_is_a_rewritten_answer():
+    answer = "The sky looks blue because " + "air scatters the short blue wavelengths of sunlight more than red ones " * 3
+    assert texts(answer + " Keep it under 30 words.", "correction") == []
+
+
+# --- the profile ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def memory(store: Store) -> Memory:
+    return Memory(store, Settings())
+
+
+def turn(store: Store, question: str = "Why is the sky blue?", answer: str = "A long answer.") -> tuple[int, int, int]:
+    cid = store.new_conversation("t").id
+    u = store.add_message(cid, "user", question).id
+    a = store.add_message(cid, "assistant", answer, parent_id=u).id
+    return cid, u, a
+
+
+def test_feedback_teaches_a_wish_with_its_source(store, memory):
+    cid, _, a = turn(store)
+    heard = []
+    memory.on_learned = heard.append
+    fb = store.add_feedback(a, "thumbs_down", reason="too long", comment="keep it under 30 words")
+    learned = memory.learn_from_feedback(fb)
+    assert [(x.kind, x.wish.text) for x in learned] == [("new", "Keep every answer under 30 words.")]
+    assert heard == [learned]
+    (wish,) = store.wishes()
+    assert wish.slot == "length" and wish.origin == "rule"
+    assert [(s.message_id, s.feedback_id, s.conversation_id, s.channel, s.quote) for s in wish.sources] == [
+        (a, fb.id, cid, "thumbs_down", "under 30 words")]
+
+
+def test_said_twice_is_one_wish_confirmed_twice(store, memory):
+    for _ in range(2):
+        _, _, a = turn(store)
+        memory.learn_from_feedback(store.add_feedback(a, "correction", correction="under 30 words please"))
+    (wish,) = store.wishes()
+    assert len(wish.sources) == 2 and wish.text == "Keep every answer under 30 words."
+
+
+def test_reading_the_same_feedback_again_changes_nothing(store, memory):
+    _, _, a = turn(store)
+    fb = store.add_feedback(a, "comment", comment="call me Dana")
+    assert memory.learn_from_feedback(fb)
+    assert memory.learn_from_feedback(fb) == []
+    assert len(store.wishes()[0].sources) == 1
+
+
+def test_a_new_wish_in_a_slot_replaces_the_old_words_and_a_vaguer_one_confirms(store, memory):
+    _, _, a = turn(store)
+    memory.learn_from_feedback(store.add_feedback(a, "comment", comment="under 30 words please"))
+    _, _, b = turn(store)
+    (changed,) = memory.learn_from_feedback(store.add_feedback(b, "comment", comment="under 50 words please"))
+    assert changed.kind == "changed" and changed.wish.text == "Keep every answer under 50 words."
+    _, _, c = turn(store)
+    (confirmed,) = memory.learn_from_feedback(store.add_feedback(c, "thumbs_down", reason="too long"))
+    assert confirmed.kind == "confirmed" and confirmed.wish.text == "Keep every answer under 50 words."
+    assert len(store.wishes()) == 1 and len(store.wishes()[0].sources) == 3
+
+
+def test_a_deleted_wish_is_never_relearned_from_the_same_turns(store, memory):
+    _, _, a = turn(store)
+    fb = store.add_feedback(a, "correction", correction="under 30 words please")
+    (learned,) = memory.learn_from_feedback(fb)
+    memory.remove(learned.wish.id)
+    assert store.wishes() == [] and memory.note() is None
+    assert memory.learn_from_feedback(fb) == []  # the nightly pass reads the same turn again
+    assert store.wishes() == []
+    (tomb,) = store.wishes(include_deleted=True)
+    assert tomb.status == "deleted" and tomb.sources[0].feedback_id == fb.id
+    # said again in a new turn: it comes back
+    _, _, b = turn(store)
+    (back,) = memory.learn_from_feedback(store.add_feedback(b, "correction", correction="under 30 words please"))
+    assert back.kind == "new" and back.wish.id == tomb.id and store.wishes()[0].status == "active"
+
+
+def test_purge_forgets_the_wish_and_its_quotes(store, memory):
+    _, _, a = turn(store)
+    (learned,) = memory.learn_from_feedback(store.add_feedback(a, "comment", comment="call me Dana"))
+    memory.remove(learned.wish.id, purge=True)
+    assert store.wishes(include_deleted=True) == []
+    assert store.execute("select count(*) from wish_sources")[0][0] == 0
+
+
+def test_add_and_edit_by_hand(store, memory):
+    wish = memory.add("keep answers under 40 words")
+    assert wish.text == "Keep answers under 40 words." and wish.slot == "length" and wish.origin == "user"
+    assert memory.edit(wish.id, "Keep answers under 20 words").text == "Keep answers under 20 words."
+    with pytest.raises(ValueError):
+        memory.edit(wish.id, "  ")
+    # a learned length wish replaces the hand-written one's words instead of contradicting it
+    _, _, a = turn(store)
+    memory.learn_from_feedback(store.add_feedback(a, "comment", comment="under 60 words please"))
+    (only,) = store.wishes()
+    assert only.id == wish.id and only.text == "Keep every answer under 60 words."
+
+
+def test_forgetting_the_turns_forgets_the_wishes_learned_from_them(store, memory):
+    cid, _, a = turn(store)
+    memory.learn_from_feedback(store.add_feedback(a, "comment", comment="call me Dana"))
+    typed = memory.add("No emojis.")
+    store.forget_conversations([cid])
+    assert [w.id for w in store.wishes(include_deleted=True)] == [typed.id]  # typed in by hand: stays
+
+
+def test_memory_learn_off_learns_nothing(store):
+    _, _, a = turn(store)
+    off = Memory(store, Settings().replace(memory_learn=False))
+    assert off.learn_from_feedback(store.add_feedback(a, "comment", comment="call me Dana")) == []
+    assert store.wishes() == []
+
+
+# --- the note ------------------------------------------------------------------------------------
+
+def test_the_note_goes_on_the_latest_user_message_only(store, memory):
+    memory.add("Keep every answer under 30 words.")
+    memory.add("call me Dana")
+    note = memory.note()
+    assert note.text == "Keep every answer under 30 words. Call me Dana." and note.placement == "user"
+    history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    placed = note.apply(history)
+    assert placed[:2] == history[:2]  # earlier turns unchanged: the KV-prefix reuse keeps them
+    assert placed[2]["content"] == "c\n\n(Keep every answer under 30 words. Call me Dana.)"
+    assert history[2]["content"] == "c"  # a copy
+
+
+@pytest.mark.parametrize("placement, first, last", [
+    ("system", {"role": "system", "content": "Be kind.\n\nW."}, "q"),
+    ("user_tag", {"role": "system", "content": "Be kind."}, "q\n\n[user's hint / instruction]\nW."),
+    ("user_prefix", {"role": "system", "content": "Be kind."}, "W.\n\nq"),
+])
+def test_other_placements(placement, first, last):
+    placed = MemoryNote(placement, "W.").apply([{"role": "system", "content": "Be kind."}, {"role": "user", "content": "q"}])
+    assert placed[0] == first and placed[-1]["content"] == last
+
+
+def test_placement_off_and_no_wishes_add_nothing(store):
+    assert Memory(store, Settings()).note() is None
+    Memory(store, Settings()).add("No emojis.")
+    assert Memory(store, Settings().replace(memory_placement="off")).note() is None
+    assert note_for(store.wishes(), "nowhere") is None
+
+
+def test_turn_messages_rebuild_the_prompt_with_its_note(store):
+    cid, u, a = turn(store)
+    store.record_note(a, MemoryNote("user", "Call me Dana.", (1,)))
+    assert turn_messages(store, store.get_message(a))[-1] == {"role": "user", "content": "Why is the sky blue?\n\n(Call me Dana.)"}
+    assert store.note_of(a).wish_ids == (1,)
+    store.forget_conversations([cid])
+    assert store.execute("select count(*) from memory_notes")[0][0] == 0
+
+
+def test_a_source_from_outside_the_rules_is_kept_verbatim(store, memory):
+    _, _, a = turn(store)
+    from clawdesk.memory.rules import Candidate
+
+    learned = memory.learn(Candidate("cite your sources", "", "cite your sources"),
+                           WishSource(a, None, None, "judge", "cite your sources"), origin="judge")
+    assert learned.wish.text == "Cite your sources." and learned.wish.origin == "judge"
