@@ -51,9 +51,16 @@ def pending_signal(store: Store) -> int:
 
 
 def should_run(store: Store, settings: Settings, now: dt.datetime) -> tuple[bool, str]:
-    """Whether the nightly job should train now, and why (the reason is logged either way)."""
+    """Whether the nightly job should train now, and why (the reason is logged either way).
+
+    A candidate that a stopped pass left ungated (``lifecycle.recover``) is due work on its own:
+    its samples are already consumed, so waiting for ``train_min_samples`` new ones would leave
+    that feedback unlearned for nights."""
+    from .lifecycle.recover import orphans
+
+    waiting = orphans(store)
     n = pending_signal(store)
-    if n < settings.train_min_samples:
+    if not waiting and n < settings.train_min_samples:
         return False, f"{n} new turn{'s' if n != 1 else ''} < train_min_samples={settings.train_min_samples}"
     last = store.last_user_activity()
     if last:
@@ -62,6 +69,8 @@ def should_run(store: Store, settings: Settings, now: dt.datetime) -> tuple[bool
             return False, f"chat in use ({int(idle.total_seconds() // 60)} min ago < {settings.schedule_idle_minutes})"
     if settings.schedule_require_ac and not on_ac_power():
         return False, "on battery"
+    if waiting:
+        return True, f"run {waiting[0].id}'s candidate was never gated (its pass was stopped)"
     return True, f"{n} new turn{'s' if n != 1 else ''}"
 
 

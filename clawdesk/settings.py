@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     schedule_require_ac: bool = Field(True, description="On a laptop, run only on AC power (where it can be detected).")
     # --- UI --------------------------------------------------------------------------------------
     keymap: dict[str, Any] = Field(default_factory=dict, description="TUI key remapping: binding id → key(s), e.g. thumbs_up = \"u\".")
+    # --- judge accuracy (clawdesk/judge/accuracy.py) ---------------------------------------------
+    judge_min_accuracy: float = Field(0.6, ge=0, le=1, description="Implicit rewards (the judge's verdict on your next message) are used only if the judge's sign accuracy on the labelled ±1 cases is at least this; measured once per judge model and judge settings, then cached. Below it, only explicit feedback, corrections and hints teach. The bundled 135M judge is below chance (0.43), so on it implicit rewards are off. 0 = no check, always use them.")
     # --- preference memory (clawdesk/memory, docs/memory.md) -------------------------------------
     memory_placement: Literal["user", "user_tag", "user_prefix", "system", "off"] = Field("user", description="Where the preference memory goes in each reply's prompt: appended to your latest message in parentheses ('user'), under a hint tag ('user_tag'), before your message ('user_prefix'), in the system prompt ('system'), or nowhere ('off'; still learned and listed). Measured on the bundled model: bench/memory_placement.py, docs/memory.md.")
     memory_learn: bool = Field(True, description="Learn wishes (\"keep it under 30 words\", \"call me Dana\") from your corrections, comments, 👎 reasons and complaints as you give them; `clawdesk memory list` shows them.")

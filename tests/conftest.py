@@ -39,6 +39,10 @@ def clawdesk_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in list(os.environ):
         if key.startswith("CLAWDESK_") and key != "CLAWDESK_HOME":
             monkeypatch.delenv(key)
+    # Implicit rewards stay on, as these tests were written: measuring the judge before its first
+    # implicit reward takes minutes on the bundled model, and tests/judge/test_judge_accuracy.py
+    # tests that check (and what it switches off) on its own.
+    monkeypatch.setenv("CLAWDESK_JUDGE_MIN_ACCURACY", "0")
     return home
 
 

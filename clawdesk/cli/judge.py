@@ -6,7 +6,8 @@ import json
 
 import click
 
-from ..judge.pipeline import judge_pending
+from ..judge.accuracy import status_line
+from ..judge.pipeline import judge_pending, open_judge_engine
 from ..records import Sample
 from .context import AppContext, pass_app
 from .progress import progress_bar
@@ -16,18 +17,29 @@ from .progress import progress_bar
 @click.option("-n", "--limit", type=int, help="Judge at most N turns this time.")
 @click.option("--dry-run", is_flag=True, help="Show what would be produced; load no model, write nothing.")
 @click.option("--rejudge", is_flag=True, help="Judge again turns that already have a sample.")
+@click.option("--check", is_flag=True,
+              help="Measure the judge on the labelled cases now (all of them, cached); judge no turns.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
-def judge(app: AppContext, limit: int | None, dry_run: bool, rejudge: bool, as_json: bool) -> None:
+def judge(app: AppContext, limit: int | None, dry_run: bool, rejudge: bool, check: bool, as_json: bool) -> None:
     """Judge new turns: find each reply's next state, score it, extract hints, write samples."""
+    if check:
+        _check(app, as_json)
+        return
     with progress_bar() as bar:
         task = bar.add_task("Judging", total=None, info="")
+        checking: list = []
 
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, info=what)
 
+        def check_progress(done: int, total: int, what: str) -> None:
+            if not checking:
+                checking.append(bar.add_task("Measuring the judge (once per model)", total=total, info=""))
+            bar.update(checking[0], completed=done, total=total, info=what)
+
         report = judge_pending(app.store, app.settings, limit=limit, dry_run=dry_run, rejudge=rejudge,
-                               progress=progress)
+                               progress=progress, check_progress=check_progress)
     if as_json:
         data = {k: v for k, v in report.__dict__.items() if k != "samples"}
         data["samples"] = [_brief(s) for s in report.samples]
@@ -43,6 +55,31 @@ def judge(app: AppContext, limit: int | None, dry_run: bool, rejudge: bool, as_j
                    f"({report.failed_votes / report.votes:.0%}) — failed votes never become rewards.")
     if report.purged:
         click.echo(f"Removed {report.purged} samples of excluded messages.")
+    if report.implicit_rewards is False:
+        click.echo(f"Implicit rewards off for {report.implicit_off} turns: {status_line(app.store, app.settings)}.")
+
+
+def _check(app: AppContext, as_json: bool) -> None:
+    """``judge --check``: every labelled case, no early stop, so the number is the full one."""
+    from ..judge import Judge
+    from ..judge.accuracy import SEED, measure, save
+
+    engine = open_judge_engine(app.store, app.settings)
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("Measuring the judge", total=None, info="")
+            result = measure(Judge.from_settings(engine, app.settings, seed=SEED), None,
+                             lambda done, total, what: bar.update(task, completed=done, total=total, info=what))
+    finally:
+        engine.close()
+    save(app.store, app.settings, result)
+    if as_json:
+        click.echo(json.dumps({**result.__dict__, "sign_accuracy": result.sign_accuracy,
+                               "implicit_rewards": bool(result.passes(app.settings.judge_min_accuracy))
+                               or app.settings.judge_min_accuracy <= 0}, indent=2))
+        return
+    click.echo(f"Judge {status_line(app.store, app.settings)}; {result.judged * result.votes} votes in "
+               f"{result.seconds:.0f} s.")
 
 
 @click.group()

@@ -13,6 +13,7 @@ import click
 from .. import catalog, locations
 from ..engine.gguf_check import check_gguf
 from ..errors import ClawDeskError
+from ..judge.accuracy import status_line
 from ..settings import allowed, describe, load_settings
 from .context import AppContext, pass_app
 
@@ -32,6 +33,8 @@ def status(app: AppContext, as_json: bool) -> None:
         "counts": store.counts(),
         "last_run": ({"id": runs[0].id, "status": runs[0].status, "finished_at": runs[0].finished_at}
                      if runs else None),
+        **_recovery(store),
+        "judge": status_line(store, app.settings),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -44,6 +47,24 @@ def status(app: AppContext, as_json: bool) -> None:
                f"{c['feedback']} feedback, {c['samples']} samples ({c['samples_ready']} ready)")
     last = info["last_run"]
     click.echo(f"Last run:     {'#%d %s %s' % (last['id'], last['status'], last['finished_at']) if last else 'never'}")
+    click.echo(f"Judge:        {info['judge']}")
+    for run_id in info["waiting"]:
+        click.secho(f"Waiting:      run #{run_id} trained a candidate but its pass stopped before the gate decided; "
+                    "the next `clawdesk train --now` (or nightly pass) gates it", fg="yellow")
+    if info["recovered"]:
+        click.echo(f"Recovered:    {info['recovered']['at']} {info['recovered']['decision']}: "
+                   f"{info['recovered']['detail']}")
+
+
+def _recovery(store) -> dict:
+    """What ``status`` says about passes that were stopped (``lifecycle.recover``): candidates still
+    waiting for their gate, and the last one resumed or requeued — so that a stopped pass is never
+    silent about where the user's feedback went."""
+    from ..lifecycle.recover import orphans
+
+    last = store.pipeline_log(limit=1, decisions=["resumed", "requeued"])
+    return {"waiting": [r.id for r in orphans(store)],
+            "recovered": {k: last[0][k] for k in ("at", "decision", "detail", "run_id")} if last else None}
 
 
 def _check(ok: bool, label: str, detail: str) -> bool:
@@ -91,6 +112,8 @@ def doctor(app: AppContext, repair: bool) -> None:
                 good &= _check(True, "model", detail)
         except ClawDeskError as e:
             good &= _check(False, "model", str(e))
+    if store is not None:
+        _info("judge", status_line(store, settings))
     free = shutil.disk_usage(locations.data_dir()).free
     good &= _check(free > 2e9, "disk", f"{free / 1e9:.1f} GB free in {locations.data_dir()} "
                                        f"(training and export want ≥ 2 GB)")

@@ -61,6 +61,9 @@ def train(app: AppContext, now: bool, method: str | None, train_only: bool, if_d
         click.echo(f"Judged {j.get('examined', 0)} turns: {j.get('explicit', 0)} explicit, {j.get('judged', 0)} by "
                    f"the judge ({j.get('failed_votes', 0)}/{j.get('votes', 0)} votes failed), {j.get('demos', 0)} "
                    f"demonstrations, {j.get('ready', 0)} ready, {j.get('dropped', 0)} dropped.")
+        if j.get("implicit_rewards") is False:
+            click.echo(f"Implicit rewards off: the judge is below judge_min_accuracy ({j.get('implicit_off', 0)} turns "
+                       "kept only their hints; `clawdesk status` says why).")
     for line in report.gate.get("reasons", []):
         click.echo(f"  gate {line}")
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
@@ -74,7 +77,8 @@ def train(app: AppContext, now: bool, method: str | None, train_only: bool, if_d
                    f"`clawdesk adapters rollback {previous}` undoes it.")
 
 
-PIPELINE_STAGES = {"judge": "Judging turns", "train:load": "Loading model", "train:score": "Scoring π_old and teachers",
+PIPELINE_STAGES = {"resume": "Resuming a stopped run", "judge-check": "Measuring the judge (once per model)",
+                   "judge": "Judging turns", "train:load": "Loading model", "train:score": "Scoring π_old and teachers",
                    "train:train": "Training", "train:save": "Saving candidate", "gate": "Gate", "promote": "Promoting"}
 
 

@@ -14,6 +14,11 @@ For every assistant message not yet judged:
 Idempotent: a message is judged again only when its next state changed (new feedback, a reply
 arrived) or when asked (``rejudge``). Failed votes are stored verbatim and counted; a failed
 judgement never becomes a reward.
+
+Before the first implicit reward (step 1's judge verdict) a pass checks that the judge is good
+enough to give one (``accuracy``: measured once per judge model, cached); below
+``judge_min_accuracy`` no reward votes are cast, the turn keeps its hints, and without any it is
+dropped as "implicit reward off".
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from ..records import Judgement, Message, NextState, Sample
 from ..settings import Settings
 from ..signals import find_next_state, turn_messages
 from ..store import Store
+from .accuracy import implicit_rewards_on, judge_entry
 from .judge import Judge
 from .parse import select_hints
 
 Progress = Callable[[int, int, str], None]  # (done, total, what) for a progress bar
 
 PRIMARY_SOURCES = ["explicit", "judge"]
+IMPLICIT_OFF = "implicit reward off: the judge is below judge_min_accuracy"
 
 
 @dataclass
@@ -50,14 +57,16 @@ class JudgeReport:
     failed_votes: int = 0  # votes without a parsable \\boxed{}
     purged: int = 0  # samples removed because their message/conversation is now excluded
     judge_model: str = ""
+    implicit_rewards: bool | None = None  # None: no turn needed one this pass
+    judge_accuracy: float | None = None  # the judge's measured sign accuracy, when checked
+    implicit_off: int = 0  # turns whose implicit reward was not used (the judge is below the bar)
     dry_run: bool = False
     samples: list[Sample] = field(default_factory=list)  # produced (or, dry run, would be)
 
 
 def open_judge_engine(store: Store, settings: Settings) -> Engine:
     """The judge model as a separate engine *without* any adapter: a frozen judge (docs/method.md §2)."""
-    entry = (catalog.resolve(store, settings.judge_model) if settings.judge_model
-             else catalog.current_model(store, settings))
+    entry = judge_entry(store, settings)
     engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
     engine.model_name = entry.name
     return engine
@@ -95,12 +104,14 @@ def _up_to_date(store: Store, msg: Message, ns: NextState) -> bool:
 
 def judge_pending(store: Store, settings: Settings, judge_engine: Engine | None = None, limit: int | None = None,
                   dry_run: bool = False, rejudge: bool = False, progress: Progress | None = None,
-                  judge: Judge | None = None) -> JudgeReport:
+                  judge: Judge | None = None, check_progress: Progress | None = None) -> JudgeReport:
     """Judge every pending turn (at most ``limit``) and write its samples.
 
     ``dry_run`` reads the signals and reports what would be produced without loading a model or
     writing anything (turns that need the judge show as status 'needs judge'). The judge engine is
-    loaded only when some turn needs it, and closed again if this function opened it."""
+    loaded only when some turn needs it, and closed again if this function opened it. The judge's
+    accuracy is checked (``accuracy``; ``check_progress`` reports a first measurement) only when
+    some turn needs an implicit reward."""
     report = JudgeReport(dry_run=dry_run)
     if not dry_run:
         report.purged = store.purge_excluded_samples()
@@ -116,8 +127,13 @@ def judge_pending(store: Store, settings: Settings, judge_engine: Engine | None 
             if judge is None and not dry_run and _needs_judge(ns):
                 judge_engine = judge_engine or (opened := open_judge_engine(store, settings))
                 judge = Judge.from_settings(judge_engine, settings)
+            if report.implicit_rewards is None and judge is not None and ns.source == "judge":
+                report.implicit_rewards, measured = implicit_rewards_on(store, settings, judge.engine, check_progress)
+                report.judge_accuracy = measured.sign_accuracy if measured else None
             samples = build_samples(store, msg, ns, None if dry_run else judge,
-                                    lambda m: _chat_vocab(store, settings, m, judge, vocabs))
+                                    lambda m: _chat_vocab(store, settings, m, judge, vocabs),
+                                    implicit=report.implicit_rewards is not False)
+            report.implicit_off += report.implicit_rewards is False and ns.source == "judge"
             report.examined += 1
             for s in samples:
                 _count(report, s)
@@ -141,9 +157,11 @@ def judge_pending(store: Store, settings: Settings, judge_engine: Engine | None 
 
 
 def build_samples(store: Store, msg: Message, ns: NextState, judge: Judge | None,
-                  vocab_for: Callable[[Message], Vocab | Engine]) -> list[Sample]:
+                  vocab_for: Callable[[Message], Vocab | Engine], implicit: bool = True) -> list[Sample]:
     """The primary sample of one turn, plus a demonstration when the user corrected it.
-    ``judge`` None means dry run: judge-needing samples come back with status 'needs judge'."""
+    ``judge`` None means dry run: judge-needing samples come back with status 'needs judge'.
+    ``implicit`` False (the judge is below ``judge_min_accuracy``): no reward votes are cast; the
+    turn keeps its hints, and without any is dropped as IMPLICIT_OFF."""
     request = next((m["content"] for m in reversed(turn_messages(store, msg)) if m["role"] == "user"), "")
     base = Sample(id=0, message_id=msg.id, conversation_id=msg.conversation_id,
                   prompt_token_ids=list(msg.prompt_token_ids or []),
@@ -166,6 +184,10 @@ def build_samples(store: Store, msg: Message, ns: NextState, judge: Judge | None
         base.votes = [{"kind": "feedback", "text": ns.feedback, "value": ns.reward}] + base.votes
     elif judge is None:
         base.status, base.drop_reason = "needs judge", ""
+    elif not implicit:
+        base.reward = 0.0  # no RL term: the judge's sign is not to be trusted
+        if not base.hints:
+            _drop(base, IMPLICIT_OFF)
     else:
         verdict = judge.reward(request, msg.content, ns.text, ns.role)
         base.votes = [_vote("reward", v) for v in verdict.votes] + base.votes

@@ -10,6 +10,10 @@ Order of events and what survives a crash at each point:
 - training writes a candidate under runs/<id>/ and marks its samples used only at the end;
 - the gate's decision is stored with the run before anything is promoted;
 - promotion is atomic (see ``promote``); the served version changes in one transaction.
+
+A pass stopped between training and its decision leaves a trained candidate whose samples are
+already 'used'; the next pass settles it before anything else (``recover``): it gates that
+candidate again (and promotes it) instead of training, or hands its samples back to 'ready'.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrainingError
-from ..records import TrainProgress
+from ..records import TrainProgress, TrainResult
 from ..settings import Settings
 from ..store import Store
 from .lock import pipeline_lock
 from .promote import promote, sweep
+from .recover import settle
 
 log = logging.getLogger("clawdesk.pipeline")
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
@@ -51,7 +56,6 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
                  progress: Progress | None = None, judge_engine=None) -> PipelineReport:
     """Run the whole pipeline once; returns what happened (also logged in the store)."""
     from ..judge.pipeline import judge_pending
-    from ..train.gate import gate
     from ..train.run import fail_stale_runs, train_pass
 
     say = progress or (lambda *_: None)
@@ -59,10 +63,24 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
     with pipeline_lock():
         fail_stale_runs(store)
         sweep(store)
+        resume, settled = settle(store, trigger)
+        for r in settled:
+            log.info("%s: %s", r.action, r.detail)
+        if resume is not None:
+            say("resume", 1, 1, f"run {resume.run_id}: gating the candidate a stopped pass left")
+            report = _decide(store, settings, resume, trigger, say, {}, _train_info(resume), seconds)
+            outcome = (f"promoted as version {report.version}" if report.decision == "promoted"
+                       else "refused by the gate")
+            store.log_pipeline(trigger, "resumed", f"run {resume.run_id} was stopped before its gate decision; "
+                                                   f"gated again: {outcome}", run_id=resume.run_id)
+            report.summary = report.summary.replace(f"run {resume.run_id}:", f"run {resume.run_id} (resumed — "
+                                                    "its pass was stopped before the gate decided):", 1)
+            return report
 
         t = time.perf_counter()
         judged = judge_pending(store, settings, judge_engine=judge_engine,
-                               progress=lambda done, total, msg="": say("judge", done, total, msg))
+                               progress=lambda done, total, msg="": say("judge", done, total, msg),
+                               check_progress=lambda done, total, msg="": say("judge-check", done, total, msg))
         seconds["judge"] = round(time.perf_counter() - t, 2)
         judge_info = {k: v for k, v in asdict(judged).items() if k != "samples"}
         ready = store.samples(status="ready")
@@ -85,38 +103,49 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
             store.log_pipeline(trigger, "skipped", str(e))
             return report
         seconds["train"] = round(time.perf_counter() - t, 2)
-        train_info = {"method": result.method, "backend": result.backend, "steps": len(result.steps),
-                      "trained": len(result.trained_ids), "heldout": len(result.heldout_ids), **result.summary}
+        return _decide(store, settings, result, trigger, say, judge_info, _train_info(result), seconds)
 
-        t = time.perf_counter()
-        say("gate", 0, 1, "checking the candidate")
-        decision, cases = gate(store, settings, result, progress=lambda m: say("gate", 0, 1, m))
-        seconds["gate"] = round(time.perf_counter() - t, 2)
-        gate_info = asdict(decision)
-        store.update_run(result.run_id, gate=gate_info)
-        say("gate", 1, 1, "accepted" if decision.accepted else "refused")
-        if not decision.accepted:
-            store.update_run(result.run_id, status="refused")
-            failed = "; ".join(r[6:] for r in decision.reasons if r.startswith("FAIL"))
-            report = PipelineReport(trigger, "refused", f"run {result.run_id}: candidate refused ({failed})",
-                                    run_id=result.run_id, judge=judge_info, train=train_info, gate=gate_info,
-                                    seconds=seconds)
-            store.log_pipeline(trigger, "refused", failed, run_id=result.run_id)
-            return report
 
-        t = time.perf_counter()
-        trained_on = [store.get_sample(i).message_id for i in result.trained_ids]
-        adapter = promote(store, settings, Path(result.candidate_path), _base_gguf(store, settings),
-                          cases, run_id=result.run_id, metrics={"gate": gate_info, "train": train_info},
-                          trained_on=trained_on, progress=lambda m: say("promote", 0, 1, m))
-        seconds["promote"] = round(time.perf_counter() - t, 2)
-        store.update_run(result.run_id, status="promoted")
-        say("promote", 1, 1, f"version {adapter.version} is now served")
-        report = PipelineReport(trigger, "promoted", f"run {result.run_id}: version {adapter.version} promoted",
-                                run_id=result.run_id, version=adapter.version, judge=judge_info, train=train_info,
-                                gate=gate_info, seconds=seconds)
-        store.log_pipeline(trigger, "promoted", f"version {adapter.version}", run_id=result.run_id)
+def _train_info(result: TrainResult) -> dict[str, Any]:
+    return {"method": result.method, "backend": result.backend, "steps": len(result.steps),
+            "trained": len(result.trained_ids), "heldout": len(result.heldout_ids), **result.summary}
+
+
+def _decide(store: Store, settings: Settings, result: TrainResult, trigger: str, say: Progress,
+            judge_info: dict[str, Any], train_info: dict[str, Any], seconds: dict[str, float]) -> PipelineReport:
+    """Gate ``result``'s candidate, store the decision, promote it if accepted — for a fresh
+    candidate and for one a stopped pass left (``recover``) alike."""
+    from ..train.gate import gate
+
+    t = time.perf_counter()
+    say("gate", 0, 1, "checking the candidate")
+    decision, cases = gate(store, settings, result, progress=lambda m: say("gate", 0, 1, m))
+    seconds["gate"] = round(time.perf_counter() - t, 2)
+    gate_info = asdict(decision)
+    store.update_run(result.run_id, gate=gate_info)
+    say("gate", 1, 1, "accepted" if decision.accepted else "refused")
+    if not decision.accepted:
+        store.update_run(result.run_id, status="refused")
+        failed = "; ".join(r[6:] for r in decision.reasons if r.startswith("FAIL"))
+        report = PipelineReport(trigger, "refused", f"run {result.run_id}: candidate refused ({failed})",
+                                run_id=result.run_id, judge=judge_info, train=train_info, gate=gate_info,
+                                seconds=seconds)
+        store.log_pipeline(trigger, "refused", failed, run_id=result.run_id)
         return report
+
+    t = time.perf_counter()
+    trained_on = [store.get_sample(i).message_id for i in result.trained_ids]
+    adapter = promote(store, settings, Path(result.candidate_path), _base_gguf(store, settings),
+                      cases, run_id=result.run_id, metrics={"gate": gate_info, "train": train_info},
+                      trained_on=trained_on, progress=lambda m: say("promote", 0, 1, m))
+    seconds["promote"] = round(time.perf_counter() - t, 2)
+    store.update_run(result.run_id, status="promoted")
+    say("promote", 1, 1, f"version {adapter.version} is now served")
+    report = PipelineReport(trigger, "promoted", f"run {result.run_id}: version {adapter.version} promoted",
+                            run_id=result.run_id, version=adapter.version, judge=judge_info, train=train_info,
+                            gate=gate_info, seconds=seconds)
+    store.log_pipeline(trigger, "promoted", f"version {adapter.version}", run_id=result.run_id)
+    return report
 
 
 def _base_gguf(store: Store, settings: Settings) -> str:

@@ -58,12 +58,17 @@ class SamplesMixin(StoreBase):
         return _sample(self._one("select * from samples where id = ?", [sid],
                                  f"No sample {sid}; `clawdesk samples list` shows the ids."))
 
-    def samples(self, status: str | None = None, limit: int | None = None) -> list[Sample]:
-        sql, params = "select * from samples", []
+    def samples(self, status: str | None = None, limit: int | None = None,
+                run_id: int | None = None) -> list[Sample]:
+        """Samples, oldest first: all, or those of ``status`` and/or consumed by run ``run_id``."""
+        where, params = [], []
         if status:
-            sql += " where status = ?"
+            where.append("status = ?")
             params.append(status)
-        sql += " order by id"
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        sql = "select * from samples" + (" where " + " and ".join(where) if where else "") + " order by id"
         if limit:
             sql += f" limit {int(limit)}"
         return [_sample(r) for r in self._rows(sql, params)]

@@ -125,8 +125,10 @@ class VersionsMixin(StoreBase):
             self.db["pipeline_log"].insert({"at": at or _now(), "trigger": trigger, "decision": decision,
                                             "detail": detail, "run_id": run_id})
 
-    def pipeline_log(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._rows(f"select * from pipeline_log order by id desc limit {int(limit)}")
+    def pipeline_log(self, limit: int = 20, decisions: list[str] | None = None) -> list[dict[str, Any]]:
+        """The newest decisions first; only those named in ``decisions`` when given."""
+        where = f" where decision in ({', '.join('?' for _ in decisions)})" if decisions else ""
+        return self._rows(f"select * from pipeline_log{where} order by id desc limit {int(limit)}", decisions or [])
 
 
 def _run(r: dict[str, Any]) -> TrainingRun:
