@@ -1,0 +1,115 @@
+"""The preference memory with the real bundled model, a real SQLite file and the real CLI, as a
+new user would meet it (issue 19's "Done when"): correct twice "under 30 words please" → the next
+reply is already shorter → `clawdesk memory list` shows the wish with its source turns → deleting
+it stops it. Replies are greedy and seeded, so "with" and "without" differ only by the memory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from clawdesk import locations
+from clawdesk.chat import ChatService
+from clawdesk.cli import cli
+from clawdesk.engine import Engine
+from clawdesk.settings import Settings
+from clawdesk.signals import turn_messages
+from clawdesk.store import open_store
+
+NOTE = "(Keep every answer under 30 words.)"
+
+
+@pytest.fixture(scope="module")
+def engine(model_path: str):
+    """One llama.cpp thread: the test machines are small and shared."""
+    e = Engine(model_path, n_ctx=2048, n_threads=1)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def chat(engine, clawdesk_home):
+    store = open_store(locations.db_path())
+    yield ChatService(store, engine, Settings().replace(temperature=0.0, seed=0, max_tokens=96, n_threads=1))
+    store.close()
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def cli_run(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_correct_twice_then_shorter_then_listed_then_deleted(chat, engine):
+    question = "How do magnets work?"
+    before = chat.send(chat.new_conversation().id, question)  # no memory yet: the base reply
+    assert words(before.assistant.content) > 30
+
+    cid = chat.new_conversation().id
+    sources = []
+    for q in ("Why is the sky blue?", "What is photosynthesis?"):
+        t = chat.send(cid, q)
+        chat.correct(t.assistant.id, "under 30 words please")
+        sources.append(t.assistant.id)
+
+    after = chat.send(cid, question)
+    assert words(after.assistant.content) <= 30 < words(before.assistant.content)
+    prompt = engine.detokenize(after.generation.prompt_token_ids)
+    assert prompt.count(NOTE) == 1 and prompt.rstrip().endswith(f"{question}\n\n{NOTE}\nassistant")  # (special tokens do not detokenize)
+
+    listed = json.loads(cli_run("memory", "list", "--json"))
+    (wish,) = listed["wishes"]
+    assert wish["text"] == "Keep every answer under 30 words." and listed["note"] == NOTE[1:-1]
+    assert [s["message_id"] for s in wish["sources"]] == sources
+    assert all(s["channel"] == "correction" and s["conversation_id"] == cid for s in wish["sources"])
+    text = cli_run("memory", "list")
+    assert "Keep every answer under 30 words." in text and f"message #{sources[0]}" in text
+
+    cli_run("memory", "rm", str(wish["id"]))
+    gone = chat.send(chat.new_conversation().id, question)
+    assert NOTE not in engine.detokenize(gone.generation.prompt_token_ids)
+    assert gone.assistant.content == before.assistant.content  # exactly the reply without the memory
+    assert chat.store.note_of(gone.assistant.id) is None
+
+
+def test_the_logged_turn_keeps_the_exact_prompt_it_saw(chat, engine):
+    chat.memory.add("Call me Dana.")
+    cid = chat.new_conversation().id
+    first = chat.send(cid, "Hello!")
+    second = chat.send(cid, "What is a volcano?")
+    for t in (first, second):
+        logged = chat.store.get_message(t.assistant.id)
+        assert logged.prompt_token_ids == t.generation.prompt_token_ids
+        # the judge's teacher context is rebuilt from these messages: it must render the same ids
+        assert engine.render(turn_messages(chat.store, logged)) == logged.prompt_token_ids
+    # only the latest user message carries the note: the first turn renders as it was typed
+    prompt = engine.detokenize(second.generation.prompt_token_ids)
+    assert prompt.count("(Call me Dana.)") == 1 and "Hello!\nassistant" in prompt
+
+
+def test_a_complaint_in_the_next_message_counts_for_that_very_reply(chat, engine):
+    cid = chat.new_conversation().id
+    chat.send(cid, "Why is the ocean salty?")
+    heard = []
+    chat.memory.on_learned = heard.append
+    t = chat.send(cid, "Too long. Please keep it under 30 words.")
+    assert [x.wish.text for batch in heard for x in batch] == ["Keep every answer under 30 words."]
+    assert engine.detokenize(t.generation.prompt_token_ids).count(NOTE) == 1
+    (wish,) = chat.store.wishes()
+    assert wish.sources[0].message_id == t.user.id and wish.sources[0].channel == "message"
+
+
+def test_a_thumbs_down_reason_and_comment_teach_at_once(chat):
+    t = chat.send(chat.new_conversation().id, "What is a black hole?")
+    fb = chat.thumbs_down(t.assistant.id)  # the TUI writes the 👎 first ...
+    assert chat.store.wishes() == []
+    chat.explain(fb.id, "too long", "no lists, and call me Dana")  # ... and the reason after
+    assert sorted(w.text for w in chat.store.wishes()) == [
+        "Call me Dana.", "Keep answers short and to the point.", "Write plain sentences, no lists."]
+    assert chat.memory.note().text.count(".") == 3
