@@ -11,22 +11,9 @@ from dataclasses import asdict
 
 import click
 
-from ..memory import Memory
+from ..memory import Memory, where
 from ..records import Wish
 from .context import AppContext, pass_app
-
-PLACES = {
-    "user": "appended to your latest message, in parentheses",
-    "user_tag": "appended to your latest message, under a hint tag",
-    "user_prefix": "before your latest message",
-    "system": "in the system prompt",
-    "off": "nowhere (memory_placement = off): learned and listed, not used",
-}
-
-
-def where(placement: str) -> str:
-    """Where the memory goes, in words (the CLI and the TUI say it the same way)."""
-    return PLACES.get(placement, placement)
 
 
 def _memory(app: AppContext) -> Memory:

@@ -16,6 +16,19 @@ from ..records import MemoryNote, Wish
 # 'off' turns the memory out of the prompt (it is still learned and listed).
 PLACEMENTS = ("user", "user_tag", "user_prefix", "system")
 
+_WHERE = {
+    "user": "appended to your latest message, in parentheses",
+    "user_tag": "appended to your latest message, under a hint tag",
+    "user_prefix": "put before your latest message",
+    "system": "added to the system prompt",
+    "off": "nowhere (memory_placement = off): learned and listed, not used",
+}
+
+
+def where(placement: str) -> str:
+    """Where the memory goes, in the words every UI uses to say so."""
+    return _WHERE.get(placement, placement)
+
 
 def sentence(text: str) -> str:
     """One wish as a sentence: stripped, capitalised, ending in punctuation."""

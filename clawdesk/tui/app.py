@@ -9,7 +9,8 @@ This module holds the app's state, the layout and the turn (send, regenerate, st
 The rest is by concern, each mixed in or owned here: ``conversations`` (the sidebar's actions),
 ``feedback`` (the keys that act on a message), ``loading`` (the model, F4), ``hot_reload`` (a
 promotion or rollback swapped in between turns), ``commands`` (bindings, keymap, help and the
-command palette, all from one table), ``state`` (a message's badges from its feedback rows).
+command palette, all from one table), ``state`` (a message's badges from its feedback rows),
+``memory`` (the preference memory: "What I learned" and the status bar's "learned: …").
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .conversations import ConversationActions
 from .feedback import MessageFeedback
 from .hot_reload import AdapterSwapped, HotReload
 from .loading import ModelLoading, version_label
+from .memory import MemoryActions
 from .screens.help import HelpScreen
 from .state import MessageState, message_state
 from .tree import ConversationTree
@@ -48,7 +50,7 @@ from .widgets.sidebar import Sidebar
 from .widgets.statusbar import StatusBar
 
 
-class ClawDeskApp(ConversationActions, MessageFeedback, ModelLoading, App[None]):
+class ClawDeskApp(ConversationActions, MessageFeedback, MemoryActions, ModelLoading, App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "ClawDesk"
     BINDINGS = commands.APP_BINDINGS
@@ -71,6 +73,7 @@ class ClawDeskApp(ConversationActions, MessageFeedback, ModelLoading, App[None])
         # workers'. The engine is only used for turns (None until loaded).
         self.chat = ChatService(self.store, engine, self.settings)
         self._bg_chat = ChatService(self._bg_store, engine, self.settings)
+        self.wire_memory()  # "learned: …" in the status bar, from either service
         self.hot_reload = HotReload(self, self.store, self.settings, poll_seconds, model)
         self.conversation: Conversation | None = None
         self.conv_tree = ConversationTree([])
