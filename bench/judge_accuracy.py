@@ -28,14 +28,10 @@ sys.path.insert(0, str(ROOT))
 from clawdesk import catalog, locations  # noqa: E402
 from clawdesk.engine import Engine  # noqa: E402
 from clawdesk.judge import Judge  # noqa: E402
+from clawdesk.judge.accuracy import load_cases  # noqa: E402 — the cases the app measures its judge on
 from clawdesk.settings import load_settings  # noqa: E402
 from clawdesk.store import open_store  # noqa: E402
 
-LABELS = ROOT / "clawdesk" / "judge" / "labelled_cases.jsonl"
-
-
-def load_cases(path: Path = LABELS) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def evaluate(judge: Judge, cases: list[dict]) -> dict:

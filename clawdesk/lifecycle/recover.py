@@ -25,6 +25,7 @@ already names the run, so the record is only completed ("finished"); likewise a 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,14 +51,19 @@ def orphans(store: Store) -> list[TrainingRun]:
 
     A 'done' run whose process is still alive (and is not this one) is left alone: that is a
     concurrent ``train --train-only`` finishing its bookkeeping, not a stopped pass."""
-    out = []
-    for run in store.runs():
-        if run.status != "done":
-            continue
-        if run.pid and run.pid != os.getpid() and psutil.pid_exists(run.pid):
-            continue
-        out.append(run)
-    return out
+    return [run for run in store.runs() if run.status == "done" and not _still_running(run)]
+
+
+def _still_running(run: TrainingRun) -> bool:
+    """The run's own process is alive and is not this one. A process started after the run is a
+    later one that reuses the pid, not the run's (pids wrap around)."""
+    if not run.pid or run.pid == os.getpid():
+        return False
+    try:
+        created = psutil.Process(run.pid).create_time()
+    except psutil.Error:
+        return False
+    return created <= dt.datetime.fromisoformat(run.started_at).timestamp() + 1
 
 
 def blocker(store: Store, run: TrainingRun) -> str | None:
