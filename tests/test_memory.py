@@ -233,3 +233,21 @@ def test_a_source_from_outside_the_rules_is_kept_verbatim(store, memory):
     learned = memory.learn(Candidate("cite your sources", "", "cite your sources"),
                            WishSource(a, None, None, "judge", "cite your sources"), origin="judge")
     assert learned.wish.text == "Cite your sources." and learned.wish.origin == "judge"
+
+
+# --- the wish judge's grammar (model-free parts) -------------------------------------------------
+
+def test_the_judge_is_offered_only_clauses_that_ask_for_something():
+    from clawdesk.memory.judge import clauses
+
+    assert clauses("Thanks, that helped a lot. I prefer answers with a concrete example.") == [
+        "I prefer answers with a concrete example"]
+    assert clauses("Please use metric units, I live in Germany.") == ["Please use metric units"]
+    assert clauses("I need the TL;DR first, always.") == ["I need the TL;DR first, always"]
+    assert clauses("That is wrong, Paris is the capital of France.") == []
+
+
+def test_the_judge_grammar_allows_only_none_or_a_clause():
+    from clawdesk.memory.judge import grammar_for
+
+    assert grammar_for(['say "hi" first', "a\\b"]) == 'root ::= "NONE" | "WISH: " ("say \\"hi\\" first" | "a\\\\b")\n'

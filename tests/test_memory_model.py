@@ -113,3 +113,33 @@ def test_a_thumbs_down_reason_and_comment_teach_at_once(chat):
     assert sorted(w.text for w in chat.store.wishes()) == [
         "Call me Dana.", "Keep answers short and to the point.", "Write plain sentences, no lists."]
     assert chat.memory.note().text.count(".") == 3
+
+
+def test_the_judge_finds_what_the_rules_miss_only_in_the_persons_words(chat, engine):
+    from clawdesk.memory.judge import STATE_KEY, WishJudge, extract_pending
+
+    t = chat.send(chat.new_conversation().id, "Suggest a dinner for tonight.")
+    said = "I'm vegetarian, so please never suggest meat dishes."
+    chat.thumbs_down(t.assistant.id, comment=said)
+    chat.comment(t.assistant.id, "Thanks, that helped a lot.")
+    assert chat.store.wishes() == []  # no rule knows this one
+    opened = []
+
+    def make_judge() -> WishJudge:
+        opened.append(1)
+        return WishJudge(engine, votes=3, temperature=0.6, seed=0)
+
+    (learned,) = extract_pending(chat.store, chat.settings, make_judge)
+    assert learned.wish.text == "Please never suggest meat dishes." and learned.wish.origin == "judge"
+    assert learned.wish.sources[0].channel == "judge" and learned.wish.sources[0].message_id == t.assistant.id
+    # read once: a second pass has nothing new and loads no model
+    assert extract_pending(chat.store, chat.settings, make_judge) == [] and len(opened) == 1
+    # deleted, then the same turns read again from scratch: not re-learned
+    chat.memory.remove(learned.wish.id)
+    chat.store.set_state(STATE_KEY, None)
+    assert extract_pending(chat.store, chat.settings, make_judge) == []
+    assert chat.store.wishes() == []
+
+
+def test_memory_extract_command_with_nothing_new():
+    assert "No new wishes found." in cli_run("memory", "extract")

@@ -100,5 +100,32 @@ def rm(app: AppContext, wish_ids: tuple[int, ...], purge: bool) -> None:
         click.echo(f"Deleted {wid}: {wish.text}")
 
 
+@memory.command()
+@pass_app
+def extract(app: AppContext) -> None:
+    """Let the judge model find the wishes the rules missed in your recent comments and complaints.
+
+    It may only pick a part of what you wrote (a grammar built from your words), so it cannot
+    invent a wish; still, check what it found — `clawdesk memory rm ID` removes one for good."""
+    from ..judge.pipeline import open_judge_engine
+    from ..memory.judge import WishJudge, extract_pending
+
+    engines = []
+
+    def make_judge() -> WishJudge:
+        engines.append(open_judge_engine(app.store, app.settings))
+        return WishJudge.from_settings(engines[0], app.settings)
+
+    try:
+        learned = extract_pending(app.store, app.settings, make_judge)
+    finally:
+        for engine in engines:
+            engine.close()
+    if not learned:
+        click.echo("No new wishes found.")
+    for x in learned:
+        click.echo(f"{x.kind}: {x.wish.id}  {x.wish.text}")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(memory)

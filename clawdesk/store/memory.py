@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..records import MemoryNote, Wish, WishSource
+from ..records import Feedback, MemoryNote, Message, Wish, WishSource
 from .base import StoreBase
 from .migrations import _now
 
@@ -93,6 +93,18 @@ class MemoryMixin(StoreBase):
             return None
         r = rows[0]
         return MemoryNote(r["placement"], r["text"], tuple(json.loads(r["wish_ids"] or "[]")))
+
+    # --- what the batch extraction reads --------------------------------------------------------
+    def memory_signals(self, after_feedback: int, after_message: int) -> tuple[list[Feedback], list[Message]]:
+        """Feedback with words in it (a comment, a correction) after id ``after_feedback``, and the
+        user messages that answer a reply after id ``after_message``: what the wish judge reads."""
+        feedback = [Feedback(**r) for r in self._rows(
+            "select * from feedback where id > ? and kind in ('thumbs_down', 'comment', 'correction')"
+            " and (comment != '' or correction != '') order by id", [after_feedback])]
+        ids = [r["id"] for r in self._rows(
+            "select m.id from messages m join messages p on p.id = m.parent_id"
+            " where m.id > ? and m.role = 'user' and p.role = 'assistant' order by m.id", [after_message])]
+        return feedback, [self.get_message(i) for i in ids]
 
     # --- internals ------------------------------------------------------------------------------
     def _add_source(self, wish_id: int, s: WishSource, now: str) -> None:
