@@ -16,6 +16,7 @@ finish reason 'cancelled' and a 'stop' feedback row, as Esc does in the TUI.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -165,6 +166,8 @@ class TurnWorker:
         n_ctx = self.engine.n_ctx
         reserve = min(request.sampling.get("max_tokens", self.settings.max_tokens), n_ctx // 2)
         budget = max(64, n_ctx - reserve)
+        if _token_bound(request) <= budget:
+            return False  # cannot overflow: skip rendering the prompt twice more (most requests)
         system = [{"role": "system", "content": request.system}] if request.system else []
         role, text = request.turns[-1]
         tools = request.tools if self.engine.supports_tools else None
@@ -178,3 +181,12 @@ class TurnWorker:
             return False
         history = [{"role": r, "content": t} for r, t in request.turns]
         return len(self.engine.render(system + history, tools)) > budget
+
+
+def _token_bound(request: ChatRequest) -> int:
+    """An upper bound on the prompt's length in tokens without tokenizing: a byte-level BPE token
+    covers at least one byte, and a chat template adds a few special tokens and a role name per
+    message (32 is generous) plus a default system prompt when none is given (256 is generous)."""
+    text = sum(len(t.encode("utf-8")) for _, t in request.turns) + len(request.system.encode("utf-8"))
+    tools = len(json.dumps(request.tools).encode("utf-8")) if request.tools else 0  # a template may render them
+    return text + tools + 32 * (len(request.turns) + 1) + 256
