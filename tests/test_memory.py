@@ -52,6 +52,8 @@ def test_rules_find_explicit_wishes(said, channel, wish):
     ("The capital of France is Paris.", "correction"),  # a rewritten answer is a demonstration, not a wish
     ("wrong", "reason"),
     ("Don't worry about it", "message"),  # "don't …" counts only where the person says what was wrong
+    ("Is there a shorter route to Paris?", "message"),  # a question, not a complaint
+    ("Should I sound less formal in my email?", "message"),
 ])
 def test_rules_leave_requests_and_facts_alone(said, channel):
     assert texts(said, channel) == []

@@ -68,16 +68,16 @@ _LANGUAGES = ("English", "French", "German", "Spanish", "Italian", "Portuguese",
               "Greek", "Turkish", "Czech", "Ukrainian", "Hebrew", "Vietnamese", "Indonesian")
 _LANGUAGE = re.compile(r"\b(?:answer|reply|respond|speak|write|talk)(?: to me)?(?: only)? in (" + "|".join(_LANGUAGES) + r")\b", _I)
 _EMOJI = re.compile(r"\bno (?:more )?emojis?\b|\b(?:stop|don't|do not) (?:using |use )?emojis?\b", _I)
-_TONE = re.compile(r"\b(?:be|sound|more|less|use a|in a)\s+(?:more\s+)?(formal|casual|friendly|polite|professional|"
+_TONE = re.compile(r"\b(?:be|sound|more|use a|in a)\s+(?:more\s+)?(formal|casual|friendly|polite|professional|"
                    r"informal|warm|neutral)\b(?: tone)?", _I)
 # A lasting wish said outright, at the start of a sentence: "Always cite sources." "From now on, …"
 _DURABLE = re.compile(r"(?:^|[.!?;]\s+|,\s*)(?:please\s+)?(always|never|from now on|in (?:the )?future|every time|"
                       r"each time|whenever you answer|going forward)\b[,:]?\s*(.{3,120}?)(?=$|[.!?](?:\s|$))", _I)
 _DONT = re.compile(r"(?:^|[.!?;]\s+)(?:please\s+)?((?:don't|do not|stop) \w.{2,100}?)(?=$|[.!?](?:\s|$))", _I)
 # Signs that a message is about the last reply (a complaint), or that it asks for something lasting.
-_COMPLAINT = re.compile(r"\b(?:too (?:long|short|much|wordy|verbose)|shorter|longer|again|i said|i asked|you forgot|"
-                        r"that's|that is|that was|this is|instead|next time|not like that|please stop|stop|"
-                        r"you didn't|you did not|where's|where is)\b|^\s*no\b", _I)
+_BACKREF = re.compile(r"\b(?:again|i said|i asked|you forgot|you didn't|you did not|that's|that is|that was|this is|"
+                      r"where's|where is|instead|next time|not like that)\b", _I)
+_COMPLAINT = re.compile(r"\b(?:too (?:long|short|much|wordy|verbose)|shorter|longer|please stop|stop)\b|^\s*no\b", _I)
 # A message that opens with a task ("Write a haiku in 30 words") asks for one reply, not for every one.
 _TASK = re.compile(r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:write|compose|draft|tell|explain|describe|give me (?:a|an|some|\d)|"
                    r"list|make|create|summari[sz]e|translate|generate|show|find|name|suggest|recommend|what|how|why|who|when|where)\b", _I)
@@ -198,7 +198,11 @@ def _qualifies(text: str, channel: str, after_reply: bool) -> bool:
         return True
     if not after_reply:
         return False
-    return bool(_COMPLAINT.search(text)) or (len(text.split()) <= 15 and "?" not in text and not _TASK.search(text))
+    if _BACKREF.search(text):
+        return True
+    if "?" in text:  # "Is there a shorter route?" asks something; it does not complain
+        return False
+    return bool(_COMPLAINT.search(text)) or (len(text.split()) <= 15 and not _TASK.search(text))
 
 
 def extract(text: str, channel: str, after_reply: bool = True) -> list[Candidate]:
