@@ -150,8 +150,9 @@ class TurnWorker:
                                 "template cannot render tools")
         placement = place(chat, job.session, request)
         job.emit(Started(placement, truncated, warnings))
-        turn = chat.reply(placement.leaf.id, on_text=lambda text: job.emit(Piece(text)), cancel=job.cancel,
-                          **sampling)
+        # a JSON reply is sent whole at the end: only a stream needs its pieces one by one
+        on_text = (lambda text: job.emit(Piece(text))) if request.stream else None
+        turn = chat.reply(placement.leaf.id, on_text=on_text, cancel=job.cancel, **sampling)
         chat.store.record_served_turn(job.completion_id, turn.assistant.id, job.session.key, job.session.turn_type,
                                       request.tools, request.tool_choice)
         if job.session.done:
