@@ -268,7 +268,7 @@ def test_performance_benchmarks_run(tmp_path):
 
 @pytest.mark.slow
 def test_judge_accuracy_runs_on_a_spread_subset(tmp_path):
-    """The judge benchmark (README's judge table) on 4 of the labelled cases, one vote each, in the
+    """The judge benchmark (the judge table in docs/benchmarks.md) on 4 of the labelled cases, one vote each, in the
     test's own CLAWDESK_HOME — it resolves the configured judge from the catalog there."""
     out = tmp_path / "judge.json"
     proc = run_script("bench/judge_accuracy.py", "--every", "12", "--votes", "1", "--only", "grammar",

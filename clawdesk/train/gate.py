@@ -9,7 +9,7 @@ judge training quantities with llama.cpp numbers):
    candidate and the served adapter (for which every ratio is 1). The candidate is refused when
    it is worse by more than ``gate_objective_noise`` standard errors of those paired differences:
    a night's 5–8 held-out samples are noisy, and a "must be lower" rule refused candidates over
-   differences of 0.003 (measured in bench/personalize.py; README). With no held-out samples — a
+   differences of 0.003 (measured in bench/personalize.py; docs/benchmarks.md). With no held-out samples — a
    handful of feedback turns — the check falls back to the trained samples and says
    "in-sample"; with fewer than ``gate_min_heldout`` samples a worse objective is reported but
    does not refuse (measured: one held-out sample refused a candidate that improved every other
@@ -20,8 +20,9 @@ judge training quantities with llama.cpp numbers):
    the base model's own greedy replies stays under ``gate_max_kl``; the NLL of those replies
    (after their first ``gate_skip_opening_tokens`` tokens, where a wish about openings lives)
    may not rise more than ``gate_max_nll_increase`` above the base model's; and the candidate's own
-   greedy replies must still answer (non-empty, not degenerate, on topic) at
-   ``gate_min_answer_rate``. The last two are what catches the collapse the platform notes
+   greedy replies must still answer (real words, not looping, on topic) at
+   ``gate_min_answer_rate`` — or at the base model's own rate where that is lower (the base
+   itself loops on some of these prompts). The last two are what catches the collapse the platform notes
    describe (every reward −1 → short gibberish that "complies").
 
 The gate also returns a few (prompt, greedy tokens) pairs from torch + peft so the promotion
@@ -77,6 +78,7 @@ class GateDecision:
     general_nll_base: float | None = None  # NLL/token of the base model's general replies...
     general_nll_candidate: float | None = None  # ...under the candidate
     answer_rate_candidate: float | None = None
+    answer_rate_base: float | None = None  # the base model's own rate: the floor when it is below the setting
     candidate_replies: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -109,7 +111,7 @@ def after_opening(token_nll: list[float], skip: int) -> float:
     Why: a wish about how replies open ("greet me by name") has to move the first tokens, and
     along the *base* model's replies that reads as a large NLL rise — measured on the greet
     scenario, a candidate scoring 0.92 had +0.267 nats/token over whole replies and +0.042 from
-    the third token on (README, "Multi-update run"). Collapse and forgetting show along the
+    the third token on (docs/benchmarks.md, multi-update run). Collapse and forgetting show along the
     whole reply, so skipping two tokens costs the check nothing it is there for."""
     rest = token_nll[max(skip, 0):] or token_nll
     return sum(rest) / len(rest) if rest else 0.0
@@ -318,15 +320,19 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         texts = [tokenizer.decode(r, skip_special_tokens=True) for r in cand_replies]
         decision.candidate_replies = texts
         decision.answer_rate_candidate = answer_rate(texts)
+        # The 135M base itself loops on some general prompts (greedy, 48 tokens), so a fixed floor
+        # could refuse every candidate; the floor is the setting or the base's own rate, if lower.
+        decision.answer_rate_base = answer_rate([tokenizer.decode(r, skip_special_tokens=True) for r in base_replies])
+        floor = min(settings.gate_min_answer_rate, decision.answer_rate_base)
         rise = decision.general_nll_candidate - decision.general_nll_base
         checks.append((decision.kl_general <= settings.gate_max_kl,
                        f"KL to served on general prompts: {decision.kl_general:.4f} (max {settings.gate_max_kl})"))
         checks.append((rise <= settings.gate_max_nll_increase,
                        f"general NLL vs base{_opening(settings)}: {decision.general_nll_base:.3f} → {decision.general_nll_candidate:.3f} "
                        f"({rise:+.3f}, max +{settings.gate_max_nll_increase})"))
-        checks.append((decision.answer_rate_candidate >= settings.gate_min_answer_rate,
+        checks.append((decision.answer_rate_candidate >= floor,
                        f"still answers general prompts: {decision.answer_rate_candidate:.2f} "
-                       f"(min {settings.gate_min_answer_rate})"))
+                       f"(min {floor:.2f}: {settings.gate_min_answer_rate}, or the base's {decision.answer_rate_base:.2f} if lower)"))
         with use("candidate"):
             cases = [_verify_case(model, prompts[i], cand_replies[i][:16]) for i in (0, 1) if cand_replies[i]]
     if not cases:
