@@ -75,7 +75,7 @@ def collapsed(tmp_path_factory, model_path):
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory, model_path):
     mp, out = _learn(tmp_path_factory.mktemp("learned") / "home", model_path,
-                     {"TRAIN_W_DEMO": "1.0", "TRAIN_LR": "1e-3", "TRAIN_EPOCHS": "2"}, positives=True)
+                     {"TRAIN_W_DEMO": "1.0", "TRAIN_LR": "5e-4", "TRAIN_EPOCHS": "2"}, positives=True)
     yield out
     out["engine"].close()
     out["store"].close()
