@@ -17,8 +17,7 @@ from collections.abc import Callable
 from textual.app import App
 from textual.message import Message as UIMessage
 
-from .. import catalog
-from ..chat import served_adapter
+from ..chat.reload import ServedWatcher, SwapRequest
 from ..engine import Engine
 from ..errors import ClawDeskError
 from ..settings import Settings
@@ -35,7 +34,8 @@ class AdapterSwapped(UIMessage):
 
 
 class HotReload:
-    """Watches the store for a new served version and hands it to the engine.
+    """Watches the store for a new served version (``chat.reload.ServedWatcher``, shared with
+    ``clawdesk serve``) and hands it to the engine from a worker thread.
 
     ``model``: the model the chat was asked for (``-m``, or the last F4 choice), whose file is
     the base to return to when a merged version is rolled back; None means the settings' model.
@@ -45,24 +45,38 @@ class HotReload:
                  model: str | None = None) -> None:
         self.app, self.store, self.settings = app, store, settings
         self.poll_seconds = poll_seconds
-        self.model = model
-        self.engine: Engine | None = None
-        self._served: str | None = None
+        self.watcher: ServedWatcher | None = None
+        self._model = model
         self._previous_on_swap: Callable[[int | None], None] | None = None
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.watcher.engine if self.watcher else None
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self._model = value
+        if self.watcher:
+            self.watcher.model = value
 
     def start(self) -> None:
         """Remember what is served now (the engine was or will be opened with it) and start polling."""
-        self._served = self.store.get_state("served_adapter")
+        self.watcher = ServedWatcher(self.store, self.settings, None, self._model)
         self.refresh_counts()
         self.app.set_interval(self.poll_seconds, self.tick)
 
     def attach(self, engine: Engine) -> None:
         """Route the engine's swap reports to the UI. A test's shared engine keeps its own
         callback, restored by ``detach``. Attaching the engine already attached changes nothing."""
+        assert self.watcher is not None, "start() first"
         if engine is self.engine:
             return
         self.detach()
-        self.engine = engine
+        self.watcher.engine = engine
         self._previous_on_swap = engine.on_swap
         engine.on_swap = lambda version: self.app.post_message(AdapterSwapped(version, engine.model_path))
 
@@ -76,15 +90,10 @@ class HotReload:
             # Textual removes the widgets on quit before it stops the app's timers; a tick in
             # that window found no StatusBar and failed the exit (seen in CI, 0.1 s poll).
             return
-        value = self.store.get_state("served_adapter")
-        if value != self._served and self.engine is not None:
-            self._served = value
-            adapter, version, merged = served_adapter(self.store)
-            model_path = merged
-            if model_path is None and self.engine.model_path != self._base_path():
-                model_path = self._base_path()  # back from a merged model to base + adapter
+        request = self.watcher.moved() if self.watcher else None
+        if request is not None:
             self.app.query_one(StatusBar).notice = "loading new adapter…"
-            self.app.run_worker(lambda: self._swap(adapter, version, model_path), thread=True, group="swap")
+            self.app.run_worker(lambda: self._swap(request), thread=True, group="swap")
         self.refresh_counts()
 
     def refresh_counts(self) -> None:
@@ -94,20 +103,12 @@ class HotReload:
         if runs:
             status.last_run = f"last training #{runs[0].id}: {runs[0].status}"
 
-    def _base_path(self) -> str | None:
-        try:
-            entry = (catalog.resolve(self.store, self.model) if self.model
-                     else catalog.current_model(self.store, self.settings))
-        except ClawDeskError:
-            return None
-        return entry.path
-
-    def _swap(self, adapter: str | None, version: int | None, model_path: str | None) -> None:
+    def _swap(self, request: SwapRequest) -> None:
         """In a worker thread: a turn in progress finishes on the old weights; the engine
         applies this after it."""
-        assert self.engine is not None
+        assert self.watcher is not None
         try:
-            self.engine.request_swap(adapter, version, model_path=model_path)
+            self.watcher.apply(request)
         except ClawDeskError as e:
             self.app.call_from_thread(self.app.notify, str(e), title="Adapter not loaded", severity="error",
                                       timeout=15)
