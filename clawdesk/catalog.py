@@ -110,6 +110,16 @@ def sha256_of(path: Path | str) -> str:
     return h.hexdigest()
 
 
+def training_note(path: Path | str) -> str | None:
+    """None when ClawDesk can train this GGUF's architecture; else the line ``models add`` prints
+    ("chat works; training needs …") — chat works with anything llama.cpp loads."""
+    from .engine.archs import unsupported_reason
+    from .engine.torch_model import gguf_meta
+
+    arch, _ = gguf_meta(path)
+    return unsupported_reason(arch or "unknown")
+
+
 def add_model(store: Store, path: Path | str, name: str | None = None) -> ModelEntry:
     path = Path(path).expanduser().resolve()
     check_gguf(path)

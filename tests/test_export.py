@@ -151,11 +151,13 @@ def test_q_k_permutation_is_what_makes_the_adapter_match(trained, model_path, mo
     RoPE row permutation llama.cpp reproduces torch token for token; exported without it, the
     adapter still loads and runs but computes something else. (The trained LoRA above cannot
     show this: its other five projections alone carry the memorised answer.)"""
+    import dataclasses
+
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from clawdesk.engine import archs
     from clawdesk.engine.torch_model import load_model
-    from clawdesk.export import layout
 
     monkeypatch.setenv("CLAWDESK_HOME", str(trained.home))
     model, _ = load_model(model_path)
@@ -174,7 +176,7 @@ def test_q_k_permutation_is_what_makes_the_adapter_match(trained, model_path, mo
     qk.save_pretrained(trained.root / "qk")
 
     right = peft_to_gguf_lora(trained.root / "qk", model_path, trained.root / "qk.gguf")
-    monkeypatch.setitem(layout.PERMUTED_QK, "llama", False)
+    monkeypatch.setitem(archs.ARCHS, "llama", dataclasses.replace(archs.ARCHS["llama"], permute_qk=False))
     wrong = peft_to_gguf_lora(trained.root / "qk", model_path, trained.root / "qk-unpermuted.gguf")
 
     def mean_gap(adapter: Path) -> float:

@@ -42,6 +42,9 @@ def add(app: AppContext, path: str, name: str | None) -> None:
     entry = catalog.add_model(app.store, path, name)
     click.echo(f"Added {entry.name} ({entry.path}, sha256 {entry.sha256[:12]}…). "
                f"Use it with `clawdesk models use {entry.name}`.")
+    note = catalog.training_note(entry.path)
+    if note:
+        click.echo(f"Note: {note}", err=True)
 
 
 @models.command()

@@ -5,7 +5,8 @@ Two facts decide whether an exported LoRA means the same thing in llama.cpp as i
 * **Names.** llama.cpp finds a LoRA pair by the *base* tensor's name plus a suffix:
   ``blk.N.attn_q.weight.lora_a`` / ``.lora_b`` (src/llama-adapter.cpp strips ``.lora_a``/``.lora_b``
   and looks the rest up in the model). HF's ``model.layers.N.self_attn.q_proj`` is GGUF's
-  ``blk.N.attn_q``; the table below holds the seven projections a ClawDesk LoRA trains.
+  ``blk.N.attn_q``; the per-architecture table (engine/archs.py) holds the projections a ClawDesk
+  LoRA trains — seven, or phi3's four fused ones.
 
 * **Row order of q and k.** HF llama implements RoPE by rotating *halves* of each head
   (dimension i pairs with i + head_dim/2); llama.cpp's llama kernel rotates *adjacent pairs*
@@ -15,33 +16,19 @@ Two facts decide whether an exported LoRA means the same thing in llama.cpp as i
   the GGUF holds the interleaved order. A LoRA delta ``B @ A`` lives in the same output space as
   the weight, so its rows must be reordered the same way; only B carries output rows, so only
   ``lora_b`` of q and k is permuted (A, and the other five projections, are untouched). Without
-  this the adapter still loads and runs, but scrambles every attention head's rotation.
+  this the adapter still loads and runs, but scrambles every attention head's rotation. Only
+  llama GGUFs (MistralForCausalLM included) are permuted; engine/archs.py says which.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..engine.archs import arch_for
 from ..errors import TrainingError
-
-# HF module path inside a decoder layer → GGUF tensor stem inside ``blk.N``.
-HF_TO_GGUF = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-}
-
-# Architectures whose GGUF converter applies the RoPE row permutation to q/k. Only llama is
-# listed: it is the one we can verify end to end here (the bundled SmolLM2 is llama); another
-# architecture needs its converter read before it is added (qwen2, for one, is not permuted).
-PERMUTED_QK = {"llama": True}
 
 # GGUF tensors a merge keeps byte-for-byte (the LoRA never touches them; see merge.py).
 EMBEDDING_TENSORS = ("token_embd.weight", "output.weight")
@@ -57,23 +44,23 @@ class BaseLayout:
     n_head_kv: int
     permute_qk: bool
     shapes: dict[str, tuple[int, int]]  # GGUF tensor name → (rows=out, cols=in), numpy order
+    modules: dict[str, str] = field(default_factory=dict)  # HF module path → GGUF stem (engine/archs.py)
 
 
 def read_layout(reader) -> BaseLayout:
-    """Architecture and head counts from a ``gguf.GGUFReader`` of the base model."""
-    def field(key: str):
+    """Architecture and head counts from a ``gguf.GGUFReader`` of the base model; TrainingError
+    (naming the architectures that can be trained) for any other architecture."""
+    def field_(key: str):
         f = reader.fields.get(key)
         return f.contents() if f is not None else None
 
-    arch = field("general.architecture")
-    if arch not in PERMUTED_QK:
-        raise TrainingError(f"Exporting a LoRA for a '{arch}' model is not supported yet (only llama-architecture "
-                            f"GGUFs such as the bundled SmolLM2); serve that model without an adapter.")
-    n_head = int(field(f"{arch}.attention.head_count"))
-    n_head_kv = int(field(f"{arch}.attention.head_count_kv") or n_head)
+    arch = field_("general.architecture")
+    spec = arch_for(str(arch))
+    n_head = int(field_(f"{arch}.attention.head_count"))
+    n_head_kv = int(field_(f"{arch}.attention.head_count_kv") or n_head)
     shapes = {t.name: (int(t.shape[1]), int(t.shape[0])) for t in reader.tensors if len(t.shape) == 2}
-    return BaseLayout(arch=arch, n_layer=int(field(f"{arch}.block_count")), n_head=n_head, n_head_kv=n_head_kv,
-                      permute_qk=PERMUTED_QK[arch], shapes=shapes)
+    return BaseLayout(arch=arch, n_layer=int(field_(f"{arch}.block_count")), n_head=n_head, n_head_kv=n_head_kv,
+                      permute_qk=spec.permute_qk, shapes=shapes, modules=dict(spec.modules))
 
 
 def open_base(base_gguf: str | Path):
@@ -83,9 +70,10 @@ def open_base(base_gguf: str | Path):
     return check_gguf(base_gguf)
 
 
-def gguf_tensor_name(layer: int, hf_module: str) -> str:
-    """``(3, "self_attn.q_proj")`` → ``"blk.3.attn_q.weight"``."""
-    return f"blk.{layer}.{HF_TO_GGUF[hf_module]}.weight"
+def gguf_tensor_name(layer: int, hf_module: str, layout: BaseLayout) -> str:
+    """``(3, "self_attn.q_proj")`` → ``"blk.3.attn_q.weight"`` (the names differ by architecture:
+    phi3's fused ``self_attn.qkv_proj`` is ``attn_qkv``)."""
+    return f"blk.{layer}.{layout.modules[hf_module]}.weight"
 
 
 def rope_permute(rows: np.ndarray, n_head: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Read a LoRA folder written by peft's ``save_pretrained`` into plain numpy pairs.
 
 Only what llama.cpp can represent is accepted: plain LoRA (no DoRA, no LoRA bias, no trained
-embeddings or ``modules_to_save``) on the seven projections of each decoder layer, with one
+embeddings or ``modules_to_save``) on the projections of each decoder layer that the
+architecture's table names (engine/archs.py: seven, or phi3's four fused ones), with one
 scaling for every module. Anything else raises ``TrainingError`` instead of being dropped:
 an adapter that silently lost part of itself would serve different behaviour from the one the
 gate approved.
@@ -22,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TrainingError
-from .layout import HF_TO_GGUF, BaseLayout, gguf_tensor_name, to_gguf_rows
+from .layout import BaseLayout, gguf_tensor_name, to_gguf_rows
 
 # "base_model.model.model.layers.12.self_attn.q_proj.lora_A.weight" (the prefix varies with the
-# wrapper: PeftModel adds "base_model.model.", a bare LoraModel does not).
-_KEY = re.compile(r"^(?:base_model\.model\.)?model\.layers\.(\d+)\.(self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj)"
-                  r"\.lora_([AB])\.weight$")
+# wrapper: PeftModel adds "base_model.model.", a bare LoraModel does not). Which modules may follow
+# "layers.N." depends on the architecture (layout.modules).
+_KEY = re.compile(r"^(?:base_model\.model\.)?model\.layers\.(\d+)\.((?:self_attn|mlp)\.\w+)\.lora_([AB])\.weight$")
 
 
 @dataclass
@@ -109,9 +110,9 @@ def read_peft_lora(peft_dir: str | Path, layout: BaseLayout) -> PeftLora:
     found: dict[tuple[int, str], dict[str, np.ndarray]] = {}
     for key, value in _tensors(peft_dir).items():
         m = _KEY.match(key)
-        if not m:
+        if not m or m.group(2) not in layout.modules:
             raise TrainingError(f"The adapter in {peft_dir} trains '{key}', which the llama.cpp export does not "
-                                f"support (only {', '.join(HF_TO_GGUF)}).")
+                                f"support for a {layout.arch} model (only {', '.join(layout.modules)}).")
         found.setdefault((int(m.group(1)), m.group(2)), {})[m.group(3)] = value
     if not found:
         raise TrainingError(f"The adapter in {peft_dir} holds no LoRA weights.")
@@ -120,7 +121,7 @@ def read_peft_lora(peft_dir: str | Path, layout: BaseLayout) -> PeftLora:
     scaling = alpha / math.sqrt(rank) if cfg.get("use_rslora") else alpha / rank
     pairs = []
     for (layer, module), ab in sorted(found.items()):
-        name = gguf_tensor_name(layer, module)
+        name = gguf_tensor_name(layer, module, layout)
         if set(ab) != {"A", "B"}:
             missing = ({"A", "B"} - set(ab)).pop()
             raise TrainingError(f"The adapter in {peft_dir} is missing lora_{missing} for {name}; retrain it.")

@@ -10,7 +10,8 @@ GPU-only packages (unsloth) are imported only inside the CUDA branch, never on t
 
 Learning accumulates: training starts from the currently promoted adapter (a peft folder), so a
 candidate is the served adapter plus this run's update. Without one, a fresh LoRA (rank/alpha from
-the settings, dropout 0, on q,k,v,o,gate,up,down; B = 0 so it starts as the identity).
+the settings, dropout 0, on the architecture's projections — q,k,v,o,gate,up,down, or phi3's fused
+qkv, o, gate_up, down; B = 0 so it starts as the identity).
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # most architectures
+
+
+def target_modules(model: Any) -> list[str]:
+    """The projections a LoRA trains on this model: the architecture table's (engine/archs.py),
+    so that every trained module has a GGUF tensor to export to (phi3's are fused)."""
+    from ..engine.archs import arch_for_model_type
+
+    return arch_for_model_type(getattr(model.config, "model_type", "")).targets
 
 
 @dataclass
@@ -135,7 +144,7 @@ def attach_lora(model: Any, adapter_dir: str | None, settings: Settings) -> Any:
                      cfg.r, settings.train_rank)
         return model
     config = LoraConfig(r=settings.train_rank, lora_alpha=settings.train_alpha, lora_dropout=0.0,
-                        target_modules=TARGET_MODULES, bias="none", task_type="CAUSAL_LM")
+                        target_modules=target_modules(model), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 
@@ -150,11 +159,28 @@ def _load_unsloth(base_dir: Path, adapter_dir: str | None, settings: Settings) -
     else:
         model = FastLanguageModel.get_peft_model(
             model, r=settings.train_rank, lora_alpha=settings.train_alpha, lora_dropout=0.0,
-            target_modules=TARGET_MODULES, bias="none",
+            target_modules=target_modules(model), bias="none",
             use_gradient_checkpointing="unsloth" if settings.train_grad_checkpointing else False,
             random_state=settings.train_seed)
     model.train()
     return model, tokenizer
+
+
+def check_trainable(entry: ModelEntry) -> None:
+    """Refuse, before anything is loaded or recorded, a model whose architecture ClawDesk cannot
+    train (engine/archs.py) — so an unsupported model fails in one line at the start of a pass,
+    never mid-pass. The manifest's HF checkpoint, when there is one, is what gets trained."""
+    import json
+
+    from ..engine.archs import arch_for, arch_for_model_type
+    from ..engine.torch_model import gguf_meta
+
+    folder = Path(entry.hf_checkpoint).expanduser() if entry.hf_checkpoint else None
+    if folder and (folder / "config.json").is_file():
+        arch_for_model_type(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type", ""))
+        return
+    arch, _ = gguf_meta(entry.path)
+    arch_for(arch)
 
 
 def base_weights_dir(entry: ModelEntry) -> Path:

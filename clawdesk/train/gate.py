@@ -258,7 +258,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
     import torch
 
     from .data import method_weights, skip_reason
-    from .scoring import render_prompt
+    from .scoring import end_of_turn_ids, render_prompt
     from .step import loss_config, sample_losses, score_config, score_samples
 
     with torch.no_grad():
@@ -305,7 +305,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
 
         # 3. general prompts: KL, regression NLL, still answering
         say("gate: general prompts")
-        eos = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id} - {None}
+        eos = end_of_turn_ids(tokenizer)
         prompts = [render_prompt(tokenizer, [{"role": "user", "content": p}]) for p in GENERAL_PROMPTS]
         with use(None):
             base_replies = [_greedy(model, p, REPLY_TOKENS, eos) for p in prompts]

@@ -71,6 +71,10 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
     report = progress or (lambda p: None)
     started = time.perf_counter()
     fail_stale_runs(store)
+    from .backend import base_weights_dir, check_trainable, choose_backend, load_trainable
+
+    entry = catalog.current_model(store, settings)
+    check_trainable(entry)  # an architecture we cannot train is refused first, never mid-pass
 
     # 1. data
     pool = samples if samples is not None else store.samples(status="ready", limit=limit)
@@ -88,10 +92,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                             f"({len(heldout)} more are held out); collect more feedback or try --method combined.")
 
     # 2. model
-    entry = catalog.current_model(store, settings)
     parent = store.served_version()
     adapter_dir = store.get_adapter(parent).path if parent is not None else None
-    from .backend import base_weights_dir, choose_backend, load_trainable
 
     backend = choose_backend(settings.train_backend)
     run = store.start_run(method, _run_settings(settings, method, backend.name, entry.name, parent), len(usable))

@@ -94,6 +94,21 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return [int(i) for i in ids]
 
 
+# How chat templates end an assistant turn: ChatML/Qwen/SmolLM, Gemma, Phi-3, Llama 3. Mistral's
+# ends with its EOS (</s>), which the tokenizer's eos covers.
+END_OF_TURN_TEXTS = ("<|im_end|>", "<end_of_turn>", "<|end|>", "<|eot_id|>")
+
+
+def end_of_turn_ids(tokenizer: Any) -> set[int]:
+    """Token ids that end a reply: the tokenizer's EOS plus any end-of-turn token its vocabulary has
+    (Gemma's EOS is ``<eos>`` but a turn ends with ``<end_of_turn>``; greedy replies must stop there)."""
+    vocab = tokenizer.get_vocab()
+    ids = {vocab[t] for t in END_OF_TURN_TEXTS if t in vocab}
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
+
+
 def fit_context(prompt_ids: list[int], response_ids: list[int], budget: int) -> tuple[list[int], list[int], int]:
     """Cut the prompt from the left so prompt + response fits ``budget``. A response that alone
     overflows keeps its beginning and MIN_PROMPT_TOKENS of context. Returns (prompt, response,
