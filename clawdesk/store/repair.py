@@ -32,8 +32,10 @@ from ..records import RepairReport
 from . import open_store
 
 # Insert order respects the foreign keys: parents before children.
+# Parents before children. Tables added by later migrations follow in creation order (see _tables).
 TABLES = ["conversations", "messages", "feedback", "samples", "training_runs", "adapters", "models", "state",
           "pipeline_log"]
+DERIVED = {"signals_changed"}  # the judge's queue: the rebuild's own inserts refill it through triggers
 MAX_PROBE = 5_000_000  # rowid probing beyond this is not worth the wait
 
 
@@ -64,14 +66,14 @@ def repair(path: Path | str) -> RepairReport:
     report = RepairReport(original=str(kept))
 
     # Read from the copy, never the original: opening the original could replay its WAL into it.
-    salvaged = {table: _read_table(kept, table, report) for table in TABLES}
-
     fresh = path.with_name(f".{path.name}.repair-{os.getpid()}")
     for suffix in ("", "-wal", "-shm"):
         Path(str(fresh) + suffix).unlink(missing_ok=True)
     store = open_store(fresh)
     try:
-        _rebuild(store, salvaged, report)
+        tables = _tables(store)
+        salvaged = {table: _read_table(kept, table, report) for table in tables}
+        _rebuild(store, tables, salvaged, report)
         store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         report.integrity = store.integrity_check()
     finally:
@@ -118,10 +120,23 @@ def _read_table(db_file: Path, table: str, report: RepairReport) -> list[dict[st
         conn.close()
 
 
-def _rebuild(store, salvaged: dict[str, list[dict[str, Any]]], report: RepairReport) -> None:
+def _tables(store) -> list[str]:
+    """The tables that hold the user's data: ``TABLES``, then every table a later migration
+    added (the server's sessions, the preference memory, ...) in creation order — which is
+    parents first, since a migration can only reference tables that exist. Left out: SQLite's
+    and the migration log's own, full-text indexes (rebuilt by triggers) and ``DERIVED``."""
+    rows = store.execute("select name, sql from sqlite_master where type = 'table' order by rowid")
+    virtual = [name for name, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
+    extra = [name for name, _ in rows
+             if name not in TABLES and name not in DERIVED and not name.startswith(("_", "sqlite_"))
+             and not any(name == v or name.startswith(v + "_") for v in virtual)]
+    return TABLES + extra
+
+
+def _rebuild(store, tables: list[str], salvaged: dict[str, list[dict[str, Any]]], report: RepairReport) -> None:
     db = store.db
     with store.transaction():
-        for table in TABLES:
+        for table in tables:
             columns = set(db[table].columns_dict)
             rows = [{k: v for k, v in r.items() if k in columns} for r in salvaged[table]]
             if table == "messages":
