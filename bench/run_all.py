@@ -30,6 +30,9 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
                            "--max-steps", "5"]),
     # a year of history: time-to-prompt and per-pass overhead at 1k / 10k / 50k conversations
     "scale": ([], ["--sizes", "30", "--reps", "1", "--new", "2"]),
+    # clawdesk serve vs the Engine and llama_cpp.server, interleaved until each ratio's CI is narrow
+    "serve": ([], ["--tokens", "4", "--min-rounds", "2", "--max-rounds", "2", "--clients", "1,2", "--requests", "1",
+                   "--throughput-rounds", "1"]),
 }
 
 
