@@ -316,12 +316,24 @@ class MemoryNote:
 
     ``placement``: 'user' appends ``text`` to the latest user message (the default: measured in
     docs/memory.md), 'user_tag' appends it under the teacher context's hint tag, 'user_prefix'
-    puts it before the message, 'system' adds it to the system prompt. Only the latest user
-    message ever carries it, so every earlier turn renders to the same tokens on every turn."""
+    puts it before the message, 'system' adds it to the system prompt. How a whole conversation
+    is rendered with the notes of its earlier replies: ``clawdesk.memory.prompt.render``."""
 
     placement: str
     text: str
     wish_ids: tuple[int, ...] = ()
+
+    def same_words(self, other: MemoryNote | None) -> bool:
+        """The same note in the prompt (which wishes it came from aside)."""
+        return other is not None and (self.placement, self.text) == (other.placement, other.text)
+
+    def decorate(self, content: str) -> str:
+        """A user message's text with the note placed in it (the three user placements)."""
+        if self.placement == "user_prefix":
+            return f"{self.text}\n\n{content}"
+        if self.placement == "user_tag":
+            return f"{content}\n\n[user's hint / instruction]\n{self.text}"
+        return f"{content}\n\n({self.text})"
 
     def apply(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         """A copy of ``messages`` with the note placed (unchanged if there is nowhere to put it)."""
@@ -336,11 +348,6 @@ class MemoryNote:
             return out
         for m in reversed(out):
             if m["role"] == "user":
-                if self.placement == "user_prefix":
-                    m["content"] = f"{self.text}\n\n{m['content']}"
-                elif self.placement == "user_tag":
-                    m["content"] = f"{m['content']}\n\n[user's hint / instruction]\n{self.text}"
-                else:
-                    m["content"] = f"{m['content']}\n\n({self.text})"
+                m["content"] = self.decorate(m["content"])
                 break
         return out

@@ -219,6 +219,28 @@ def test_placement_off_and_no_wishes_add_nothing(store):
     assert note_for(store.wishes(), "nowhere") is None
 
 
+def test_earlier_messages_keep_their_note_while_it_is_the_current_one(store):
+    from clawdesk.memory import render
+
+    cid = store.new_conversation("t").id
+    u1 = store.add_message(cid, "user", "a")
+    a1 = store.add_message(cid, "assistant", "b", parent_id=u1.id)
+    u2 = store.add_message(cid, "user", "c", parent_id=a1.id)
+    a2 = store.add_message(cid, "assistant", "d", parent_id=u2.id)
+    u3 = store.add_message(cid, "user", "e", parent_id=a2.id)
+    path = store.path_to(u3.id)
+    dana, brief = MemoryNote("user", "Call me Dana."), MemoryNote("user", "Be brief.")
+    # a1 was answered without the memory, a2 with Dana: with Dana still current, u2 keeps it
+    got = render("S", path, {a2.id: dana}, dana)
+    assert [m["content"] for m in got] == ["S", "a", "b", "c\n\n(Call me Dana.)", "d", "e\n\n(Call me Dana.)"]
+    # the memory changed: every earlier note drops, only the latest message has the new one
+    got = render("S", path, {a2.id: dana}, brief)
+    assert [m["content"] for m in got] == ["S", "a", "b", "c", "d", "e\n\n(Be brief.)"]
+    assert render("", path, {a2.id: dana}, None) == [{"role": m.role, "content": m.content} for m in path]
+    # a system note goes to the system prompt only
+    assert render("S", path, {a2.id: dana}, MemoryNote("system", "Call me Dana."))[0]["content"] == "S\n\nCall me Dana."
+
+
 def test_turn_messages_rebuild_the_prompt_with_its_note(store):
     cid, u, a = turn(store)
     store.record_note(a, MemoryNote("user", "Call me Dana.", (1,)))

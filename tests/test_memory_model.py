@@ -60,8 +60,10 @@ def test_correct_twice_then_shorter_then_listed_then_deleted(chat, engine):
 
     after = chat.send(cid, question)
     assert words(after.assistant.content) <= 30 < words(before.assistant.content)
-    prompt = engine.detokenize(after.generation.prompt_token_ids)
-    assert prompt.count(NOTE) == 1 and prompt.rstrip().endswith(f"{question}\n\n{NOTE}\nassistant")  # (special tokens do not detokenize)
+    prompt = engine.detokenize(after.generation.prompt_token_ids)  # (special tokens do not detokenize)
+    assert prompt.rstrip().endswith(f"{question}\n\n{NOTE}\nassistant")
+    # the second question's reply was already generated with the note, so it keeps it (the KV prefix)
+    assert prompt.count(NOTE) == 2 and "Why is the sky blue?\nassistant" in prompt
 
     listed = json.loads(cli_run("memory", "list", "--json"))
     (wish,) = listed["wishes"]
@@ -78,19 +80,21 @@ def test_correct_twice_then_shorter_then_listed_then_deleted(chat, engine):
     assert chat.store.note_of(gone.assistant.id) is None
 
 
-def test_the_logged_turn_keeps_the_exact_prompt_it_saw(chat, engine):
-    chat.memory.add("Call me Dana.")
+def test_the_logged_turn_keeps_the_exact_prompt_it_saw_and_the_kv_prefix_holds(chat, engine):
+    wish = chat.memory.add("Call me Dana.")
     cid = chat.new_conversation().id
     first = chat.send(cid, "Hello!")
     second = chat.send(cid, "What is a volcano?")
-    for t in (first, second):
+    # the same memory: the whole previous prompt is a prefix of this one, so llama.cpp reuses it
+    assert second.generation.prompt_token_ids[:len(first.generation.prompt_token_ids)] == first.generation.prompt_token_ids
+    chat.memory.remove(wish.id)
+    third = chat.send(cid, "And a geyser?")
+    assert "(Call me Dana.)" not in engine.detokenize(third.generation.prompt_token_ids)  # gone from the history too
+    for t in (first, second, third):
         logged = chat.store.get_message(t.assistant.id)
         assert logged.prompt_token_ids == t.generation.prompt_token_ids
         # the judge's teacher context is rebuilt from these messages: it must render the same ids
         assert engine.render(turn_messages(chat.store, logged)) == logged.prompt_token_ids
-    # only the latest user message carries the note: the first turn renders as it was typed
-    prompt = engine.detokenize(second.generation.prompt_token_ids)
-    assert prompt.count("(Call me Dana.)") == 1 and "Hello!\nassistant" in prompt
 
 
 def test_a_complaint_in_the_next_message_counts_for_that_very_reply(chat, engine):

@@ -12,8 +12,8 @@ from typing import Any
 from .. import catalog
 from ..engine import Engine
 from ..errors import ModelCorrupt, ModelNotFound, StoreError
-from ..memory import Memory
-from ..records import Conversation, Feedback, Generation, Message
+from ..memory import Memory, render
+from ..records import Conversation, Feedback, Generation, MemoryNote, Message
 from ..settings import Settings
 from ..store import Store
 
@@ -101,16 +101,14 @@ class ChatService:
         prompt = self.settings.system_prompt if system_prompt is None else system_prompt
         return self.store.new_conversation(name=name, system_prompt=prompt, model=self.model_name)
 
-    def context(self, conversation: Conversation, leaf_id: int | None) -> list[dict[str, str]]:
-        """The chat messages the model sees for a reply below ``leaf_id``."""
-        msgs: list[dict[str, str]] = []
-        if conversation.system_prompt:
-            msgs.append({"role": "system", "content": conversation.system_prompt})
-        if leaf_id is not None:
-            for m in self.store.path_to(leaf_id):
-                if m.role in ("user", "assistant", "tool"):
-                    msgs.append({"role": m.role, "content": m.content})
-        return msgs
+    def context(self, conversation: Conversation, leaf_id: int | None,
+                note: MemoryNote | None = None) -> list[dict[str, str]]:
+        """The chat messages the model sees for a reply below ``leaf_id``, with the preference
+        memory's ``note`` for that reply placed (``memory.render``: earlier turns keep the tokens
+        they had, so the KV-prefix reuse holds)."""
+        path = self.store.path_to(leaf_id) if leaf_id is not None else []
+        notes = self.store.notes_of([m.id for m in path if m.role == "assistant"]) if note is not None else {}
+        return render(conversation.system_prompt, path, notes, note)
 
     # --- turns ----------------------------------------------------------------------------------
     def send(self, conversation_id: int, text: str, parent_id: int | None = None,
@@ -164,11 +162,8 @@ class ChatService:
                   "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": s.seed}
         params.update(sampling)
         engine = self._loaded()
-        # The memory goes on the latest user message only (records.MemoryNote): earlier turns
-        # render to the same tokens every turn, so the KV-prefix reuse keeps them.
         note = self.memory.note()
-        messages = self.context(conv, user.id)
-        gen = engine.generate(note.apply(messages) if note else messages, on_text=on_text, cancel=cancel, **params)
+        gen = engine.generate(self.context(conv, user.id, note), on_text=on_text, cancel=cancel, **params)
         assistant = self.store.add_message(
             conv.id, "assistant", gen.text, parent_id=user.id,
             prompt_token_ids=gen.prompt_token_ids, response_token_ids=gen.response_token_ids,

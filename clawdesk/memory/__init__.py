@@ -15,7 +15,7 @@ Training needs nights; a wish stated once should count from the next turn.
 - ``prompt``: where the note goes and in what words (placement measured, not assumed).
 """
 
-from .prompt import PLACEMENTS, note_for, where
+from .prompt import PLACEMENTS, note_for, render, where
 from .service import Learned, Memory
 
-__all__ = ["Learned", "Memory", "PLACEMENTS", "note_for", "where"]
+__all__ = ["Learned", "Memory", "PLACEMENTS", "note_for", "render", "where"]

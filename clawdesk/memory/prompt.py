@@ -2,16 +2,21 @@
 
 The placement is a measured choice, not a taste (docs/memory.md, ``bench/memory_placement.py``):
 the bundled 135M model largely ignores a style wish in the system prompt but follows the same
-words appended to the user's message in parentheses. Only the *latest* user message carries the
-note: every earlier turn renders to the same tokens on every turn, so llama.cpp's KV-prefix
-reuse keeps all of the conversation before the last exchange (``MemoryNote`` in records.py).
+words appended to the user's message in parentheses.
+
+The note must not cost the KV-prefix reuse (``render``): the latest user message gets the current
+note, and an earlier user message keeps the note its own reply was generated with *while that is
+still the current note*. So, turn after turn with the same memory, the conversation renders to
+exactly the previous prompt plus the new exchange and llama.cpp reuses all of it (measured in
+docs/memory.md). When the memory changes, every earlier note drops at once: a deleted wish is
+gone from the history too, not only from the latest message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from ..records import MemoryNote, Wish
+from ..records import MemoryNote, Message, Wish
 
 # 'off' turns the memory out of the prompt (it is still learned and listed).
 PLACEMENTS = ("user", "user_tag", "user_prefix", "system")
@@ -47,3 +52,23 @@ def note_for(wishes: Sequence[Wish], placement: str) -> MemoryNote | None:
     if not active:
         return None
     return MemoryNote(placement, " ".join(sentence(w.text) for w in active), tuple(w.id for w in active))
+
+
+def render(system_prompt: str, path: Sequence[Message], notes: Mapping[int, MemoryNote],
+           current: MemoryNote | None) -> list[dict[str, str]]:
+    """The chat messages a reply below ``path`` sees: the system prompt, the branch, the memory.
+
+    ``notes``: the notes earlier replies were generated with, by message id; ``current``: this
+    reply's (None: no memory). See the module docstring for which user messages carry a note."""
+    msgs = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    turns = [m for m in path if m.role in ("user", "assistant", "tool")]
+    users = [i for i, m in enumerate(turns) if m.role == "user"]
+    for i, m in enumerate(turns):
+        content = m.content
+        if current is not None and current.placement != "system" and m.role == "user" and i != users[-1]:
+            # the reply to this message: the first assistant message before the next user message
+            reply = next((r for r in turns[i + 1:] if r.role in ("assistant", "user")), None)
+            if reply is not None and reply.role == "assistant" and current.same_words(notes.get(reply.id)):
+                content = current.decorate(content)
+        msgs.append({"role": m.role, "content": content})
+    return current.apply(msgs) if current is not None else msgs

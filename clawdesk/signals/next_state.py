@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..memory import render
 from ..records import Feedback, Message, NextState
 from ..store import Store
 
@@ -29,14 +30,11 @@ def correction_hint(corrected: str) -> str:
 def turn_messages(store: Store, message: Message) -> list[dict[str, str]]:
     """The chat messages the model saw for ``message``: the conversation's system prompt and the
     branch down to its parent (what ChatService.context builds for a reply), with the preference
-    memory's note placed as it was for this reply — the teacher context is built on these."""
+    memory's notes placed as they were for this reply — the teacher context is built on these."""
     conv = store.get_conversation(message.conversation_id)
-    msgs = [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
-    if message.parent_id is not None:
-        msgs += [{"role": m.role, "content": m.content} for m in store.path_to(message.parent_id)
-                 if m.role in ("user", "assistant", "tool")]
-    note = store.note_of(message.id)
-    return note.apply(msgs) if note else msgs
+    path = store.path_to(message.parent_id) if message.parent_id is not None else []
+    notes = store.notes_of([message.id] + [m.id for m in path if m.role == "assistant"])
+    return render(conv.system_prompt, path, notes, notes.get(message.id))
 
 
 def find_next_state(store: Store, message: Message) -> NextState:

@@ -8,7 +8,8 @@
   and a learned wish whose every source is gone is deleted by a trigger (migration m005) — its
   words came from the deleted turns. Wishes the user typed in (origin 'user') stay.
 - ``memory_notes``: the note the memory added to one reply's prompt (placement, text, wish ids),
-  so that ``signals.turn_messages`` rebuilds exactly the messages the model saw.
+  so that the next turn can render the history as it was seen (KV-prefix reuse) and
+  ``signals.turn_messages`` rebuilds exactly the messages the model saw.
 
 Which wish matches which (slots, tombstones) is the memory service's business
 (``clawdesk.memory.service``); this module only stores and reads.
@@ -88,11 +89,16 @@ class MemoryMixin(StoreBase):
 
     def note_of(self, message_id: int) -> MemoryNote | None:
         """The note reply ``message_id`` was generated with (None: the memory added nothing)."""
-        rows = self._rows("select * from memory_notes where message_id = ?", [message_id])
-        if not rows:
-            return None
-        r = rows[0]
-        return MemoryNote(r["placement"], r["text"], tuple(json.loads(r["wish_ids"] or "[]")))
+        return self.notes_of([message_id]).get(message_id)
+
+    def notes_of(self, message_ids: list[int]) -> dict[int, MemoryNote]:
+        """The notes of those of ``message_ids`` that had one."""
+        if not message_ids:
+            return {}
+        marks = ", ".join("?" for _ in message_ids)
+        rows = self._rows(f"select * from memory_notes where message_id in ({marks})", message_ids)
+        return {r["message_id"]: MemoryNote(r["placement"], r["text"], tuple(json.loads(r["wish_ids"] or "[]")))
+                for r in rows}
 
     # --- what the batch extraction reads --------------------------------------------------------
     def memory_signals(self, after_feedback: int, after_message: int) -> tuple[list[Feedback], list[Message]]:
