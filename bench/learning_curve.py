@@ -68,8 +68,11 @@ def curve(home: Path, scenario: Any, target: str, overrides: dict[str, Any], met
                                      settings.train_seed)
             weights = method_weights(method, settings)
             usable = [s for s in train if skip_reason(s, weights, settings.train_anchor_to_base) is None]
-            model, tok = load_trainable(base_weights_dir(entry), None, settings, choose_backend("lora"))
-            score_cfg = score_config(settings, weights, "cpu")
+            # The pass's back end on CUDA; fp32 LoRA on the CPU, where this script's eval()/train()
+            # switches would repack NF4 weights into a layout that trains with zero gradients.
+            backend = choose_backend(settings.train_backend if torch.cuda.is_available() else "lora")
+            model, tok = load_trainable(base_weights_dir(entry), None, settings, backend)
+            score_cfg = score_config(settings, weights, backend.device)
             scored = score_samples(model, tok, usable, score_cfg, store)
         finally:
             store.close()
@@ -77,20 +80,24 @@ def curve(home: Path, scenario: Any, target: str, overrides: dict[str, Any], met
     target_ids = tok.encode(target, add_special_tokens=False)
     heldout = [render_prompt(tok, [{"role": "user", "content": p.text}]) for p in scenario.heldout]
     general = [render_prompt(tok, [{"role": "user", "content": p}]) for p in GENERAL_PROMPTS]
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
-        greedy = [model.generate(torch.tensor([p]), max_new_tokens=general_tokens, do_sample=False)[0, len(p):].tolist()
-                  for p in general]
+        greedy = [model.generate(torch.tensor([p], device=device), max_new_tokens=general_tokens,
+                                 do_sample=False)[0, len(p):].tolist() for p in general]
+
+    def column(ids: list[int]) -> Any:  # [T, 1] on the model's device, for gathering log-probs
+        return torch.tensor(ids, device=device)[:, None]
 
     def nll(logps: list[Any], replies: list[list[int]], start: int) -> float:
-        per = [-float(lp[start:].gather(-1, torch.tensor(r[start:])[:, None]).mean()) for lp, r in zip(logps, replies)]
+        per = [-float(lp[start:].gather(-1, column(r[start:])).mean()) for lp, r in zip(logps, replies)]
         return sum(per) / len(per)
 
     def evaluate() -> dict[str, float]:
         model.eval()
         with torch.no_grad():
             lps = response_logprobs(model, [(p, target_ids) for p in heldout])
-            tgt = [float(lp.gather(-1, torch.tensor(target_ids)[:, None]).sum()) for lp in lps]
+            tgt = [float(lp.gather(-1, column(target_ids)).sum()) for lp in lps]
             first = [float(lp[0].exp()[target_ids[0]]) for lp in lps]
             gen = response_logprobs(model, list(zip(general, greedy)))
         model.train()

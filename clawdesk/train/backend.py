@@ -74,6 +74,18 @@ def choose_backend(setting: str) -> Backend:
     return Backend("qlora-cuda-nf4", "cuda", quantized=True)
 
 
+def gate_backend(setting: str) -> Backend:
+    """How the promotion gate loads the base: on CUDA exactly as the trainer does (NF4 or bf16 on
+    the GPU — never an fp32 CPU copy, which for an 8B model is ~32 GB of RAM and hours); on the
+    CPU the fp32 weights, as before (the gate reads no gradients, and NF4 is slower there)."""
+    backend = choose_backend(setting)
+    if backend.device != "cuda":
+        return Backend("lora-cpu-fp32", "cpu", quantized=False)
+    if backend.unsloth:  # unsloth's loader is for training; the gate reads through plain bitsandbytes
+        return Backend("qlora-cuda-nf4", "cuda", quantized=True)
+    return backend
+
+
 def _need_bitsandbytes() -> None:
     if importlib.util.find_spec("bitsandbytes") is None:
         raise TrainingError("QLoRA needs bitsandbytes: `pip install 'clawdesk[qlora]'`, or set train_backend = \"lora\".")
@@ -87,36 +99,7 @@ def load_trainable(base_dir: Path, adapter_dir: str | None, settings: Settings, 
     torch.manual_seed(settings.train_seed)  # LoRA A-matrix init
     if backend.unsloth:
         return _load_unsloth(base_dir, adapter_dir, settings)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    kwargs: dict[str, Any] = {}
-    if backend.quantized:
-        from transformers import BitsAndBytesConfig
-
-        compute = torch.bfloat16 if backend.device == "cuda" else torch.float32  # bf16 is slower on CPU
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-            bnb_4bit_use_double_quant=True)
-        kwargs["device_map"] = {"": 0 if backend.device == "cuda" else "cpu"}
-        kwargs["dtype"] = compute
-    else:
-        kwargs["dtype"] = torch.bfloat16 if backend.device == "cuda" else torch.float32
-    try:
-        if backend.quantized:
-            # The dequantised-GGUF cache still names GGUF as its "quantisation"; bitsandbytes must
-            # replace it, and transformers refuses two quantisation configs.
-            from transformers import AutoConfig
-
-            config = AutoConfig.from_pretrained(str(base_dir))
-            if hasattr(config, "quantization_config"):
-                del config.quantization_config
-            kwargs["config"] = config
-        model = AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    except (OSError, ValueError, RuntimeError) as e:
-        raise TrainingError(f"Cannot load the model for training from {base_dir} ({e}).") from None
-    if backend.device == "cuda" and not backend.quantized:
-        model.to("cuda")
+    model, tokenizer = load_base(base_dir, backend)
     if settings.train_grad_checkpointing:
         # Non-reentrant checkpointing needs no input-grad hooks with peft (the reentrant kind does).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -126,6 +109,41 @@ def load_trainable(base_dir: Path, adapter_dir: str | None, settings: Settings, 
     # but in eval mode bitsandbytes repacks NF4 weights for fast CPU inference, and a backward
     # pass through repacked weights silently yields zero gradients for q,k,v,gate,up (measured).
     model.train()
+    return model, tokenizer
+
+
+def load_base(base_dir: Path, backend: Backend) -> tuple[Any, Any]:
+    """(frozen base model on the back end's device and precision, tokenizer): NF4 through
+    bitsandbytes for QLoRA, bf16 for LoRA on CUDA, fp32 on the CPU. The trainer and, on CUDA,
+    the promotion gate load through here, so neither ever holds an fp32 copy of an 8B base."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {}
+    if backend.quantized:
+        from transformers import AutoConfig, BitsAndBytesConfig
+
+        compute = torch.bfloat16 if backend.device == "cuda" else torch.float32  # bf16 is slower on CPU
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
+            bnb_4bit_use_double_quant=True)
+        kwargs["device_map"] = {"": 0 if backend.device == "cuda" else "cpu"}
+        kwargs["dtype"] = compute
+        # The dequantised-GGUF cache still names GGUF as its "quantisation"; bitsandbytes must
+        # replace it, and transformers refuses two quantisation configs.
+        config = AutoConfig.from_pretrained(str(base_dir))
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        kwargs["config"] = config
+    elif backend.device == "cuda":
+        kwargs["dtype"], kwargs["device_map"] = torch.bfloat16, {"": 0}  # straight onto the GPU
+    else:
+        kwargs["dtype"] = torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise TrainingError(f"Cannot load the model for training from {base_dir} ({e}).") from None
     return model, tokenizer
 
 

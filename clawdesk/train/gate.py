@@ -1,8 +1,9 @@
 """The promotion gate: a candidate adapter is served only if it is better where it was trained to
 be better and no worse elsewhere.
 
-Three checks, all computed in torch on the same fp32 weights the trainer used (docs/method.md: never
-judge training quantities with llama.cpp numbers):
+Three checks, all computed in torch on the trainer's base weights — fp32 on the CPU; on CUDA the
+trainer's own NF4 or bf16 load, on the GPU (``backend.gate_backend``) — never with llama.cpp
+numbers (docs/method.md):
 
 1. **Objective.** The training objective (the same loss function as the pass) on the held-out
    samples, scored under the served weights as π_old, compared sample by sample between the
@@ -126,8 +127,8 @@ def token_nll(model: Any, pairs: list[tuple[list[int], list[int]]]) -> list[list
 
     out = []
     for prompt, response in pairs:
-        logp = response_logprobs(model, [(prompt, response)])[0]  # [T, V]
-        out.append((-logp.gather(-1, torch.tensor(response)[:, None]).squeeze(-1)).tolist())
+        logp = response_logprobs(model, [(prompt, response)])[0]  # [T, V], on the model's device
+        out.append((-logp.gather(-1, torch.tensor(response, device=logp.device)[:, None]).squeeze(-1)).tolist())
     return out
 
 
@@ -144,7 +145,7 @@ def _opening(settings: Settings) -> str:
 def _greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
     import torch
 
-    ids = torch.tensor([prompt_ids])
+    ids = torch.tensor([prompt_ids], device=next(model.parameters()).device)
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
                          use_cache=True, pad_token_id=min(eos))
     new = out[0, len(prompt_ids):].tolist()
@@ -163,7 +164,7 @@ def _verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
 
     logp = response_logprobs(model, [(prompt, reply)])[0]  # [T, V]
     top2 = logp.topk(2, dim=-1).values
-    chosen = logp.gather(-1, torch.tensor(reply)[:, None]).squeeze(-1)
+    chosen = logp.gather(-1, torch.tensor(reply, device=logp.device)[:, None]).squeeze(-1)
     return VerifyCase(prompt, reply, expected_logprobs=[float(x) for x in chosen],
                       top_gaps=[float(x) for x in top2[:, 0] - top2[:, 1]])
 
@@ -209,16 +210,13 @@ def gate(store: Store, settings: Settings, result: TrainResult,
     """Decide whether ``result``'s candidate may be served (see the module docstring)."""
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .backend import base_weights_dir
+    from .backend import base_weights_dir, gate_backend, load_base
 
     say = progress or (lambda _m: None)
     start = time.perf_counter()
     entry = catalog.current_model(store, settings)
-    base_dir = base_weights_dir(entry)
-    base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    base, tokenizer = load_base(base_weights_dir(entry), gate_backend(settings.train_backend))
     base.eval()
     served_dir = store.get_adapter(result.parent_version).path if result.parent_version is not None else None
     # One model, named adapters: "candidate" always; "served" when a version is served, else the

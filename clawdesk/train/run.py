@@ -46,6 +46,7 @@ from ..records import Sample, TrainProgress, TrainResult
 from ..settings import Settings, describe
 from ..store import Store
 from .data import METHODS, method_weights, mix_positives, skip_reason, split_heldout
+from .device_plan import fit_to_device
 from .scoring import Scored, render_prompt
 from .step import run_steps, score_config, score_samples
 from .step import (  # noqa: F401 — re-exported: tests/test_train_pass.py pins the loss trajectory through these names
@@ -96,6 +97,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
     adapter_dir = store.get_adapter(parent).path if parent is not None else None
 
     backend = choose_backend(settings.train_backend)
+    base_dir = base_weights_dir(entry)
+    settings, memory = fit_to_device(base_dir, backend.name, backend.device, settings)  # CUDA: what fits
     run = store.start_run(method, _run_settings(settings, method, backend.name, entry.name, parent), len(usable))
     old_threads = torch.get_num_threads()
     try:
@@ -104,7 +107,9 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         report(TrainProgress("load", 0, 1, f"back end: {backend.describe()}"))
         log.info("training run %d: %s, %d samples (+%d earlier positives mixed in, %d held out, %d skipped), "
                  "back end %s", run.id, method, len(usable), len(mixed), len(heldout), len(skipped), backend.name)
-        model, tokenizer = load_trainable(base_weights_dir(entry), adapter_dir, settings, backend)
+        if memory:
+            log.info("GPU memory plan: %s", memory.note)
+        model, tokenizer = load_trainable(base_dir, adapter_dir, settings, backend)
         report(TrainProgress("load", 1, 1, f"back end: {backend.describe()}"))
 
         # 3. score every sample once under π_old
@@ -133,7 +138,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                                                     "base_model": entry.name, "backend": backend.name,
                                                     "trained_on": [s.message_id for s in usable]})
         duration = time.perf_counter() - started
-        summary.update(backend=backend.name, n_train=len(usable), n_mixed_positives=len(mixed),
+        summary.update(backend=backend.name, memory_plan=memory.note if memory else None,
+                       n_train=len(usable), n_mixed_positives=len(mixed),
                        n_heldout=len(heldout), n_skipped=len(skipped),
                        steps=len(steps), score_s=round(score_s, 2), train_s=round(train_s, 2),
                        duration_s=round(duration, 2), parent_version=parent,
