@@ -351,3 +351,26 @@ def test_scale_benchmark_runs_on_a_tiny_store(tmp_path):
     assert row["time_to_prompt_s"] > 0 and row["time_to_sidebar_s"] >= row["time_to_prompt_s"]
     assert row["time_to_prompt_ratio"] > 0 and row["judge_dry_run_ratio"] > 0
     assert "| 30 | 62 |" in proc.stdout
+
+
+def test_gpu_check_skips_cleanly_without_cuda(tmp_path):
+    """bench/gpu_check.py on a machine without CUDA: exit 0 and a JSON that says why it skipped.
+    Its measurements need a GPU (they run where one is lent); what can run here does: the NF4
+    model builder it uses for the 1.7B/8B shapes, on bitsandbytes' CPU kernels, at a tiny shape."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: run bench/gpu_check.py itself")
+    proc = run_script("bench/gpu_check.py", "--out", str(tmp_path), timeout=120)
+    result = json.loads((tmp_path / "gpu_check-latest.json").read_text())
+    assert result["skipped"] is True and "no CUDA device" in result["reason"]
+    assert "skipped" in proc.stdout + proc.stderr
+
+    from bench.gpu_check import random_nf4_model
+
+    tiny = dict(model_type="llama", vocab_size=64, hidden_size=32, num_hidden_layers=1, intermediate_size=64,
+                num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True, max_position_embeddings=64)
+    model = random_nf4_model(tiny, "cpu")
+    assert type(model.model.layers[0].mlp.down_proj).__name__ == "Linear4bit"
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all()
