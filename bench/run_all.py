@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # name: (default arguments, --quick arguments)
-    "serving": ([], ["--reps", "1", "--turns", "3", "--decode-tokens", "8", "--prefill-tokens", "64",
+    "serving": ([], ["--min-rounds", "2", "--max-rounds", "2", "--turns", "3", "--decode-tokens", "8", "--prefill-tokens", "64",
                      "--reply-tokens", "4"]),
     "hotswap": ([], ["--reps", "1", "--poll", "0.1", "--tokens", "8"]),
     "training": ([], ["--samples", "2", "--max-tokens", "8", "--reps", "1", "--judge-cases", "1", "--votes", "1"]),

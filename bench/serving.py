@@ -1,6 +1,9 @@
 """Serving speed: ClawDesk's Engine against raw llama-cpp-python on the same GGUF.
 
-What it measures (medians over ``--reps``; ratios are Engine / raw, measured in the same run):
+What it measures (ratios are Engine / raw, measured in the same run). Each measure runs in paired
+rounds — one Engine run and one raw run back to back, their order alternating — until the 95%
+confidence interval of the ratio is within ±``--ci`` (bench/paired.py): a ratio of two medians
+taken one after the other moved by ±10% between quiet runs at 3 repetitions.
 
 - **decode tokens/s** — greedy continuation of a prompt that makes the model write at length,
   timed after the first token; raw = ``Llama.generate`` token loop, and end-to-end tokens/s of
@@ -15,7 +18,7 @@ What it measures (medians over ``--reps``; ratios are Engine / raw, measured in 
 Every repetition starts with a system line of its own, so nothing is reused *between*
 repetitions by accident. The base model with an adapter vs merged is bench/serve_formats.py.
 
-    .venv/bin/python bench/serving.py [--reps 3] [--turns 20] [--threads 0]
+    .venv/bin/python bench/serving.py [--ci 0.03] [--min-rounds 6] [--max-rounds 30] [--turns 20] [--threads 1]
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import bundled_model_path, markdown_table, median, ratio, say, write_results  # noqa: E402
+from bench.common import bundled_model_path, markdown_table, say, write_results  # noqa: E402
+from bench.paired import interleave  # noqa: E402
 from clawdesk.engine import Engine  # noqa: E402
 
 LONG_ASK = "Write a long, detailed story about a lighthouse keeper and a storm. Use many paragraphs."
@@ -72,43 +76,50 @@ def decode_rate(ttft: float, total: float, n: int) -> float:
     return (n - 1) / (total - ttft) if n > 1 and total > ttft else float("nan")
 
 
-def bench_decode(engine: Engine, llm: Any, reps: int, tokens: int) -> dict[str, Any]:
-    rows: dict[str, list[float]] = {"engine": [], "raw_generate": [], "raw_completion_e2e": [], "engine_e2e": []}
-    lengths = []
-    for r in range(reps):
-        ids = engine.render(messages(f"Session {r}-{time.time_ns()}. You are a storyteller.", LONG_ASK))
-        ttft, total, n = engine_generate(engine, ids, tokens)
-        rows["engine"].append(decode_rate(ttft, total, n))
-        rows["engine_e2e"].append(n / total)
-        lengths.append(n)
+def decode_sides(engine: Engine, llm: Any, tokens: int):
+    """(raw, engine) measures of one round: decode tokens/s after the first token, and
+    end-to-end tokens/s (raw: ``create_completion`` on the same prompt as text)."""
+    def prompt(r: int, side: str) -> list[int]:
+        return engine.render(messages(f"Session {r}-{side}-{time.time_ns()}. You are a storyteller.", LONG_ASK))
+
+    def raw(r: int) -> dict[str, float]:
+        ids = prompt(r, "raw")
         llm.reset()
         ttft, total, n = raw_generate(llm, ids, tokens, engine._eog)
-        rows["raw_generate"].append(decode_rate(ttft, total, n))
         llm.reset()
-        text = llm.detokenize(ids, special=True).decode("utf-8")  # the same prompt as text
+        text = llm.detokenize(ids, special=True).decode("utf-8")
         start = time.perf_counter()
-        out = llm.create_completion(text, max_tokens=tokens, temperature=0.0, top_k=1, top_p=1.0,
-                                    repeat_penalty=1.0)
-        rows["raw_completion_e2e"].append(out["usage"]["completion_tokens"] / (time.perf_counter() - start))
+        out = llm.create_completion(text, max_tokens=tokens, temperature=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0)
         llm.reset()
-    return {k: median(v) for k, v in rows.items()} | {"tokens": median(lengths)}
+        return {"decode": decode_rate(ttft, total, n), "e2e": out["usage"]["completion_tokens"] / (time.perf_counter() - start)}
+
+    def eng(r: int) -> dict[str, float]:
+        ttft, total, n = engine_generate(engine, prompt(r, "engine"), tokens)
+        return {"decode": decode_rate(ttft, total, n), "e2e": n / total}
+    return raw, eng
 
 
-def bench_prefill(engine: Engine, llm: Any, reps: int, target: int) -> dict[str, Any]:
+def prefill_sides(engine: Engine, llm: Any, target: int):
+    """(raw, engine): prompt tokens per second of time to first token on a ~``target``-token prompt."""
     body = ""
     while len(engine.tokenize(body)) < target:
         body += FILLER
-    eng, raw, lengths = [], [], []
-    for r in range(reps):
-        ids = engine.render(messages(f"Run {r}-{time.time_ns()}.", body + "\nSummarise this."))
-        ttft, _, _ = engine_generate(engine, ids, 1)
-        eng.append(len(ids) / ttft)
+
+    def prompt(r: int, side: str) -> list[int]:
+        return engine.render(messages(f"Run {r}-{side}-{time.time_ns()}.", body + "\nSummarise this."))
+
+    def raw(r: int) -> dict[str, float]:
+        ids = prompt(r, "raw")
         llm.reset()
         ttft, _, _ = raw_generate(llm, ids, 1, engine._eog)
-        raw.append(len(ids) / ttft)
         llm.reset()
-        lengths.append(len(ids))
-    return {"engine": median(eng), "raw_generate": median(raw), "prompt_tokens": median(lengths)}
+        return {"prefill": len(ids) / ttft, "prompt_tokens": len(ids)}
+
+    def eng(r: int) -> dict[str, float]:
+        ids = prompt(r, "engine")
+        ttft, _, _ = engine_generate(engine, ids, 1)
+        return {"prefill": len(ids) / ttft}
+    return raw, eng
 
 
 def conversation(step, turns: int, reply_tokens: int, tag: str, engine: Engine) -> list[tuple[float, int]]:
@@ -125,7 +136,7 @@ def conversation(step, turns: int, reply_tokens: int, tag: str, engine: Engine) 
     return out
 
 
-def bench_conversation(engine: Engine, llm: Any, reps: int, turns: int, reply_tokens: int) -> dict[str, Any]:
+def bench_conversation(engine: Engine, llm: Any, turns: int, reply_tokens: int, rounds: dict[str, Any]) -> dict[str, Any]:
     def with_engine(reset: bool):
         def step(ids):
             if reset:
@@ -154,35 +165,42 @@ def bench_conversation(engine: Engine, llm: Any, reps: int, turns: int, reply_to
             return ttft, reply
         return step
 
-    modes = {"engine (KV prefix kept)": with_engine(False), "engine, cache reset each turn": with_engine(True),
-             "raw generate (prefix kept)": with_raw(False), "raw generate, reset each turn": with_raw(True)}
+    def sides(name_a: str, step_a, name_b: str, step_b, turns_n: int):
+        def run(step, name):
+            def measure(r: int) -> dict[str, float]:
+                engine._llm.reset()
+                llm.reset()
+                trace = conversation(step, turns_n, reply_tokens, f"{name}-{r}-{time.time_ns()}", engine)
+                return {"ttft_turn1_ms": 1000 * trace[0][0], "ttft_last_ms": 1000 * trace[-1][0],
+                        "ttft_mean_ms": 1000 * sum(t for t, _ in trace) / len(trace), "last_prompt_tokens": trace[-1][1]}
+            return measure
+        return run(step_a, name_a), run(step_b, name_b)
+
     out: dict[str, Any] = {}
-    for name, step in modes.items():
-        say(f"  {name}")
-        first, last, mean_all, tokens = [], [], [], []
-        for r in range(reps):
-            engine._llm.reset()
-            llm.reset()
-            trace = conversation(step, turns, reply_tokens, f"{name}-{r}-{time.time_ns()}", engine)
-            first.append(trace[0][0])
-            last.append(trace[-1][0])
-            mean_all.append(sum(t for t, _ in trace) / len(trace))
-            tokens.append(trace[-1][1])
-        out[name] = {"ttft_turn1_ms": 1000 * median(first), f"ttft_turn{turns}_ms": 1000 * median(last),
-                     "ttft_mean_ms": 1000 * median(mean_all), "last_prompt_tokens": median(tokens)}
+    # Engine vs raw, both keeping the KV prefix: the Engine's own overhead.
+    raw_m, eng_m = sides("raw", with_raw(False), "engine", with_engine(False), turns)
+    say("  Engine vs raw generate, KV prefix kept by both")
+    out["engine_vs_raw"] = interleave(raw_m, eng_m, ["ttft_turn1_ms", "ttft_last_ms", "ttft_mean_ms"], **rounds)
+    # The Engine keeping its prefix vs the Engine re-evaluating the history: what the cache buys.
+    reset_m, kept_m = sides("reset", with_engine(True), "kept", with_engine(False), turns)
+    say("  Engine, prefix kept vs cache reset each turn")
+    out["kept_vs_reset"] = interleave(reset_m, kept_m, ["ttft_last_ms", "ttft_mean_ms"], **rounds)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ci", type=float, default=0.03, help="stop when each ratio's 95%% CI is within ± this fraction")
+    ap.add_argument("--min-rounds", type=int, default=6)
+    ap.add_argument("--max-rounds", type=int, default=30)
     ap.add_argument("--decode-tokens", type=int, default=128)
     ap.add_argument("--prefill-tokens", type=int, default=400)
     ap.add_argument("--turns", type=int, default=20)
     ap.add_argument("--reply-tokens", type=int, default=24)
-    ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all cores)")
+    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: least noise; 0 = all cores)")
     ap.add_argument("--out", type=Path, help="Results folder (default bench/results).")
     args = ap.parse_args(argv)
+    rounds = {"min_rounds": args.min_rounds, "max_rounds": args.max_rounds, "rel_halfwidth": args.ci}
 
     from llama_cpp import Llama
 
@@ -192,33 +210,33 @@ def main(argv: list[str] | None = None) -> int:
                 verbose=False, seed=0)
     try:
         say("decode…")
-        decode = bench_decode(engine, llm, args.reps, args.decode_tokens)
+        decode = interleave(*decode_sides(engine, llm, args.decode_tokens), ["decode", "e2e"], **rounds)
         say("prefill…")
-        prefill = bench_prefill(engine, llm, args.reps, args.prefill_tokens)
+        prefill = interleave(*prefill_sides(engine, llm, args.prefill_tokens), ["prefill"], **rounds)
         say(f"{args.turns}-turn conversations…")
-        conv = bench_conversation(engine, llm, args.reps, args.turns, args.reply_tokens)
+        conv = bench_conversation(engine, llm, args.turns, args.reply_tokens, rounds)
     finally:
         engine.close()
         llm.close()
 
-    key_last = f"ttft_turn{args.turns}_ms"
-    rows = [
-        ["decode tokens/s", decode["engine"], decode["raw_generate"], ratio(decode["engine"], decode["raw_generate"])],
-        ["end-to-end tokens/s (vs create_completion)", decode["engine_e2e"], decode["raw_completion_e2e"],
-         ratio(decode["engine_e2e"], decode["raw_completion_e2e"])],
-        [f"prefill tokens/s ({prefill['prompt_tokens']:.0f}-token prompt)", prefill["engine"], prefill["raw_generate"],
-         ratio(prefill["engine"], prefill["raw_generate"])],
-    ]
-    ce, cr = conv["engine (KV prefix kept)"], conv["raw generate (prefix kept)"]
-    rows.append(["TTFT ms, turn 1", ce["ttft_turn1_ms"], cr["ttft_turn1_ms"], ratio(ce["ttft_turn1_ms"], cr["ttft_turn1_ms"])])
-    rows.append([f"TTFT ms, turn {args.turns} ({ce['last_prompt_tokens']:.0f}-token context)", ce[key_last],
-                 cr[key_last], ratio(ce[key_last], cr[key_last])])
-    table = markdown_table(["measure", "Engine", "raw llama-cpp-python", "Engine / raw"], rows)
-    reset = conv["engine, cache reset each turn"]
-    conv_rows = [[name, m["ttft_turn1_ms"], m[key_last], m["ttft_mean_ms"], ratio(m["ttft_mean_ms"], reset["ttft_mean_ms"])]
-                 for name, m in conv.items()]
-    conv_table = markdown_table(["conversation mode", "TTFT turn 1 (ms)", f"TTFT turn {args.turns} (ms)",
-                                 "mean TTFT (ms)", "mean vs Engine with reset"], conv_rows)
+    def row(label: str, result: dict[str, Any], name: str) -> list[Any]:
+        m = result["measures"][name]
+        low, high = m["ci95"]
+        return [label, m["b_median"], m["a_median"], m["ratio"], f"{low:.3f}–{high:.3f}", m["rounds"]]
+
+    ev = conv["engine_vs_raw"]
+    rows = [row("decode tokens/s", decode, "decode"),
+            row("end-to-end tokens/s (raw: create_completion)", decode, "e2e"),
+            row(f"prefill tokens/s (~{args.prefill_tokens}-token prompt)", prefill, "prefill"),
+            row("TTFT ms, turn 1", ev, "ttft_turn1_ms"),
+            row(f"TTFT ms, turn {args.turns}", ev, "ttft_last_ms")]
+    table = markdown_table(["measure", "Engine (median)", "raw llama-cpp-python (median)", "Engine / raw",
+                            "95% CI", "rounds"], rows)
+    kr = conv["kept_vs_reset"]
+    conv_table = markdown_table(["Engine, KV prefix kept vs reset each turn", "kept (median)", "reset (median)",
+                                 "kept / reset", "95% CI", "rounds"],
+                                [row(f"TTFT ms, turn {args.turns}", kr, "ttft_last_ms"),
+                                 row("mean TTFT ms over the conversation", kr, "ttft_mean_ms")])
     print(table + "\n\n" + conv_table)
     path_out = write_results("serving", {"args": vars(args) | {"out": str(args.out or "")}, "decode": decode,
                                          "prefill": prefill, "conversation": conv}, args.out)
