@@ -120,6 +120,27 @@ def training_note(path: Path | str) -> str | None:
     return unsupported_reason(arch or "unknown")
 
 
+def approx_params(path: Path | str) -> int | None:
+    """About how many parameters a GGUF's model has, from its header (None when it does not say):
+    ``clawdesk doctor`` uses it to tell a tiny chat model, whose judging and hint-following are
+    weak, from one that can judge and teach itself."""
+    from .engine.torch_model import gguf_meta
+
+    arch, meta = gguf_meta(path)
+
+    def get(key: str) -> int:
+        return int(meta.get(f"{arch}.{key}") or 0)  # type: ignore[call-overload]
+
+    hidden, layers, ff, heads = get("embedding_length"), get("block_count"), get("feed_forward_length"), get(
+        "attention.head_count")
+    if not (hidden and layers and heads):
+        return None
+    kv = get("attention.head_count_kv") or heads
+    head_dim = get("attention.key_length") or hidden // heads
+    vocab = get("vocab_size") or int(meta.get("tokenizer.ggml.tokens") or 0)  # type: ignore[call-overload]
+    return layers * (hidden * head_dim * (2 * heads + 2 * kv) + 3 * hidden * ff) + vocab * hidden
+
+
 def add_model(store: Store, path: Path | str, name: str | None = None) -> ModelEntry:
     path = Path(path).expanduser().resolve()
     check_gguf(path)

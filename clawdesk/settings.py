@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     db_busy_timeout_ms: int = Field(10000, ge=0, le=3_600_000, description="How long a writer waits for another process's lock before giving up.")
     # --- judge -----------------------------------------------------------------------------------
     judge_model: str = Field("", description="Model for the reward/hint judge; empty = the chat model's base GGUF with no adapter.")
+    teacher_model: str = Field("", description="Registered model (or GGUF path) whose log-probs with the hint in context are the OPD teacher; it must share the chat model's tokenizer (e.g. a bigger model of the same family). Empty = the chat model itself (train_teacher picks served or base weights). docs/gpu.md.")
     judge_votes: int = Field(3, ge=1, le=25, description="Votes per judgement (m); the majority wins, ties give 0.")
     judge_temperature: float = Field(0.6, ge=0, le=5, description="Sampling temperature of each judge vote.")
     judge_grammar: bool = Field(True, description="Constrain judge output with a GBNF grammar so a small judge still ends in \\boxed{...}.")

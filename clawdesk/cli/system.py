@@ -7,6 +7,7 @@ import json
 import platform
 import shutil
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,6 +77,26 @@ def _info(label: str, detail: str) -> None:
     click.echo(f"{click.style('info', fg='blue')} {label}: {detail}")
 
 
+TINY_PARAMS = 1_000_000_000  # below this a model judges near chance and follows hints poorly (docs/platform.md)
+
+
+def _advise_teacher(store: Any, settings: Any) -> None:
+    """Recommend a bigger judge and OPD teacher when the chat model is tiny and none is set."""
+    try:
+        params = catalog.approx_params(catalog.current_model(store, settings).path)
+    except ClawDeskError:
+        return
+    if params is None or params >= TINY_PARAMS:
+        return
+    if settings.judge_model and settings.teacher_model:
+        _info("teacher", f"judge_model = {settings.judge_model}, teacher_model = {settings.teacher_model}")
+        return
+    _info("teacher", f"the chat model is tiny (~{params / 1e6:.0f}M parameters): its judgements are near chance and "
+                     f"it follows hints poorly. If this machine has a GPU or the memory, register a bigger model of "
+                     f"the same family (`clawdesk models add`) and set judge_model and teacher_model to it "
+                     f"(docs/gpu.md).")
+
+
 @click.command()
 @click.option("--repair", is_flag=True,
               help="Rebuild a damaged database from the rows SQLite can still read (the original is kept).")
@@ -114,6 +135,7 @@ def doctor(app: AppContext, repair: bool) -> None:
             good &= _check(False, "model", str(e))
     if store is not None:
         _info("judge", status_line(store, settings))
+        _advise_teacher(store, settings)
     free = shutil.disk_usage(locations.data_dir()).free
     good &= _check(free > 2e9, "disk", f"{free / 1e9:.1f} GB free in {locations.data_dir()} "
                                        f"(training and export want ≥ 2 GB)")

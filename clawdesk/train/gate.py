@@ -235,15 +235,19 @@ def gate(store: Store, settings: Settings, result: TrainResult,
             model.set_adapter(name)
             yield
 
+    from .teacher import load_teacher, release
+
     decision = GateDecision(accepted=False)
     checks: list[tuple[bool, str]] = []
+    teacher = load_teacher(store, settings, tokenizer)  # the objective is scored as the pass scored it
     old_threads = torch.get_num_threads()
     if settings.train_threads:
         torch.set_num_threads(settings.train_threads)
     try:
-        decision, cases = _checks(model, tokenizer, use, store, settings, result, decision, checks, say)
+        decision, cases = _checks(model, tokenizer, use, store, settings, result, decision, checks, say, teacher)
     finally:
         torch.set_num_threads(old_threads)
+        release(teacher)
     decision.accepted = all(ok for ok, _ in checks)
     decision.reasons = [("pass  " if ok else "FAIL  ") + text for ok, text in checks]
     decision.seconds = round(time.perf_counter() - start, 2)
@@ -252,7 +256,7 @@ def gate(store: Store, settings: Settings, result: TrainResult,
 
 def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settings, result: TrainResult,
             decision: GateDecision, checks: list[tuple[bool, str]],
-            say: Callable[[str], None]) -> tuple[GateDecision, list[VerifyCase]]:
+            say: Callable[[str], None], teacher: Any = None) -> tuple[GateDecision, list[VerifyCase]]:
     import torch
 
     from .data import method_weights, skip_reason
@@ -273,7 +277,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
             cfg = loss_config(settings, method)
             score_cfg = score_config(settings, weights, next(model.parameters()).device.type)  # the trainer's
             with use("served"):
-                scored = score_samples(model, tokenizer, samples, score_cfg, store)
+                scored = score_samples(model, tokenizer, samples, score_cfg, store, teacher_model=teacher)
                 served = sample_losses(model, scored, cfg)
             with use("candidate"):
                 cand = sample_losses(model, scored, cfg)

@@ -9,8 +9,9 @@ The algorithm (docs/method.md §3–§5), top to bottom:
    back end is chosen automatically (QLoRA on CUDA, LoRA on the CPU) and recorded.
 3. **Score once under π_old.** Before any update, the model as loaded *is* π_old, the weights
    that produced the samples. For each sample: log π_old of the sampled tokens and their top-k;
-   for each hint, the teacher (the same weights — or the base with ``train_teacher = base`` —
-   with the hint appended to the last user message) on the same response tokens; pick the hint
+   for each hint, the teacher (the same weights — or the base with ``train_teacher = base``, or
+   another model sharing the tokenizer with ``teacher_model`` — with the hint appended to the
+   last user message) on the same response tokens; pick the hint
    whose top-k overlaps the student's most (ties → shorter); keep the OPD support's log-probs.
 4. **Steps.** Shuffled batches of ``train_batch_size`` samples, one AdamW step per batch, for
    ``train_epochs`` epochs. Loss = w_rl · PPO-clipped binary RL + w_opd · PPO-clipped top-k OPD
@@ -47,6 +48,7 @@ from ..settings import Settings, describe
 from ..store import Store
 from .data import METHODS, method_weights, mix_positives, skip_reason, split_heldout
 from .device_plan import fit_to_device
+from .teacher import load_teacher, release
 from .scoring import Scored, render_prompt
 from .step import run_steps, score_config, score_samples
 from .step import (  # noqa: F401 — re-exported: tests/test_train_pass.py pins the loss trajectory through these names
@@ -115,8 +117,11 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         # 3. score every sample once under π_old
         score_cfg = score_config(settings, weights, backend.device)
         score_start = time.perf_counter()
+        teacher = load_teacher(store, settings, tokenizer) if weights.w_opd > 0 else None  # teacher_model
         scored = score_samples(model, tokenizer, usable + mixed, score_cfg, store, lambda done, total: report(
-            TrainProgress("score", done, total, "scoring student and teacher log-probs")))
+            TrainProgress("score", done, total, "scoring student and teacher log-probs")), teacher)
+        release(teacher)
+        teacher = None
         score_s = time.perf_counter() - score_start
         summary = _scoring_summary(scored, usable, tokenizer, settings)
         if summary["truncated_samples"]:
@@ -139,6 +144,7 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                                                     "trained_on": [s.message_id for s in usable]})
         duration = time.perf_counter() - started
         summary.update(backend=backend.name, memory_plan=memory.note if memory else None,
+                       teacher_model=settings.teacher_model or None,
                        n_train=len(usable), n_mixed_positives=len(mixed),
                        n_heldout=len(heldout), n_skipped=len(skipped),
                        steps=len(steps), score_s=round(score_s, 2), train_s=round(train_s, 2),

@@ -192,9 +192,11 @@ def _adapter_off(model: Any):
 
 @torch.no_grad()
 def score_sample(model: Any, tokenizer: Any, sample: Sample, cfg: ScoreConfig,
-                 original_ids: list[int] | None = None) -> Scored:
+                 original_ids: list[int] | None = None, teacher_model: Any = None) -> Scored:
     """Everything the loss needs about one sample, computed under π_old (the weights as loaded).
-    ``original_ids``: for a demonstration, the model's own reply it corrects (edit_weights)."""
+    ``original_ids``: for a demonstration, the model's own reply it corrects (edit_weights).
+    ``teacher_model``: another model sharing the tokenizer (``teacher_model`` setting) that scores
+    the hinted contexts instead of the student's own weights."""
     prompt, response, cut = fit_context(sample.prompt_token_ids, sample.response_token_ids, cfg.context_tokens)
     scored = Scored(sample.id, sample.message_id, sample.source == "demo", float(sample.reward or 0.0),
                     prompt, response, truncated=cut)
@@ -221,8 +223,12 @@ def score_sample(model: Any, tokenizer: Any, sample: Sample, cfg: ScoreConfig,
             pairs.append((t_prompt, response))
             hints.append(hint)
         if pairs:
-            with _adapter_off(model) if cfg.teacher == "base" else contextlib.nullcontext():
-                teachers = _batched(model, pairs, cfg.micro_batch)
+            if teacher_model is not None:
+                vocab = student.shape[-1]  # a bigger sibling may pad its vocabulary further: same ids below
+                teachers = [t[:, :vocab] for t in _batched(teacher_model, pairs, cfg.micro_batch)]
+            else:
+                with _adapter_off(model) if cfg.teacher == "base" else contextlib.nullcontext():
+                    teachers = _batched(model, pairs, cfg.micro_batch)
     elif cfg.use_opd and cfg.anchor_to_base and scored.reward != 0:
         with _adapter_off(model):  # no hint: a pull toward the base model under the same context
             teachers = _batched(model, [(prompt, response)], 1)

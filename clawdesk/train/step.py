@@ -74,12 +74,12 @@ def corrected_reply(store: Store, sample: Sample) -> list[int] | None:
 
 
 def score_samples(model: Any, tokenizer: Any, samples: list[Sample], cfg: ScoreConfig, store: Store,
-                  on_scored: Callable[[int, int], None] | None = None) -> list[Scored]:
+                  on_scored: Callable[[int, int], None] | None = None, teacher_model: Any = None) -> list[Scored]:
     """Score each sample once under the weights now active (π_old); ``on_scored(done, total)``
-    after each, for a progress bar."""
+    after each, for a progress bar; ``teacher_model`` (train/teacher.py) scores the hints."""
     out: list[Scored] = []
     for sample in samples:
-        out.append(score_sample(model, tokenizer, sample, cfg, corrected_reply(store, sample)))
+        out.append(score_sample(model, tokenizer, sample, cfg, corrected_reply(store, sample), teacher_model))
         if on_scored:
             on_scored(len(out), len(samples))
     return out
