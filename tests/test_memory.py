@@ -275,3 +275,28 @@ def test_the_judge_grammar_allows_only_none_or_a_clause():
     from clawdesk.memory.judge import grammar_for
 
     assert grammar_for(['say "hi" first', "a\\b"]) == 'root ::= "NONE" | "WISH: " ("say \\"hi\\" first" | "a\\\\b")\n'
+
+
+def test_export_and_import_carry_the_memory_tombstones_included(store, memory, tmp_path, monkeypatch):
+    import io
+
+    from clawdesk.store import open_store
+    from clawdesk.store import transfer
+
+    cid, _, a = turn(store)
+    (kept,) = memory.learn_from_feedback(store.add_feedback(a, "comment", comment="call me Dana"))
+    fb = store.add_feedback(a, "correction", correction="under 30 words please")
+    (gone,) = memory.learn_from_feedback(fb)
+    memory.remove(gone.wish.id)
+    store.record_note(a, MemoryNote("user", "Call me Dana.", (kept.wish.id,)))
+    out = io.StringIO()
+    counts = transfer.write_export(store, out)
+    assert counts["wish"] == 2 and counts["wish_source"] == 2 and counts["memory_note"] == 1
+
+    other = open_store(tmp_path / "other.db")
+    transfer.import_records(other, transfer.read_records(io.BytesIO(out.getvalue().encode()), name="export"))
+    assert [(w.text, w.status) for w in other.wishes(include_deleted=True)] == [
+        ("Call me Dana.", "active"), ("Keep every answer under 30 words.", "deleted")]
+    assert other.note_of(a) == MemoryNote("user", "Call me Dana.", (kept.wish.id,))
+    assert Memory(other, Settings()).learn_from_feedback(other.get_feedback(fb.id)) == []  # still a tombstone
+    other.close()

@@ -40,6 +40,11 @@ TABLES: dict[str, tuple[str, str]] = {
     "conversation": ("conversations", "id"),
     "message": ("messages", "id"),
     "feedback": ("feedback", "id"),
+    # the preference memory: its tombstones and sources too, so an imported store never re-learns
+    # a wish the user deleted
+    "wish": ("wishes", "id"),
+    "wish_source": ("wish_sources", "id"),
+    "memory_note": ("memory_notes", "message_id"),
     "sample": ("samples", "id"),
     "run": ("training_runs", "id"),
     "adapter": ("adapters", "version"),
@@ -50,7 +55,7 @@ MESSAGE_FIELDS = ("role", "content", "model", "adapter_version", "finish_reason"
                   "ttft_ms", "duration_ms", "truncated_tokens", "created_at", "prompt_token_ids", "response_token_ids")
 FEEDBACK_FIELDS = ("kind", "reason", "comment", "correction", "created_at")
 JSON_COLUMNS = {"prompt_token_ids", "response_token_ids", "sampling", "prompt_messages", "votes", "hints",
-                "settings", "metrics", "gate", "trained_on"}
+                "settings", "metrics", "gate", "trained_on", "wish_ids"}
 
 
 def export_lines(store: Store) -> Iterator[str]:
