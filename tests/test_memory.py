@@ -35,6 +35,7 @@ def texts(text: str, channel: str = "comment", after_reply: bool = True) -> list
     ("no emojis", "comment", "No emojis."),
     ("be more formal", "comment", "Use a formal tone."),
     ("From now on, explain like I'm five.", "message", "Explain like I'm five."),
+    ("Can you always answer in French?", "message", "Answer in French."),
     ("Don't apologize so much.", "comment", "Don't apologize so much."),
     ("too long", "reason", "Keep answers short and to the point."),
 ])
@@ -54,6 +55,7 @@ def test_rules_find_explicit_wishes(said, channel, wish):
     ("Don't worry about it", "message"),  # "don't …" counts only where the person says what was wrong
     ("Is there a shorter route to Paris?", "message"),  # a question, not a complaint
     ("Should I sound less formal in my email?", "message"),
+    ("Do you always answer in English?", "message"),  # a question about the assistant, not a wish
 ])
 def test_rules_leave_requests_and_facts_alone(said, channel):
     assert texts(said, channel) == []

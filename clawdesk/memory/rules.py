@@ -81,6 +81,9 @@ _COMPLAINT = re.compile(r"\b(?:too (?:long|short|much|wordy|verbose)|shorter|lon
 # A message that opens with a task ("Write a haiku in 30 words") asks for one reply, not for every one.
 _TASK = re.compile(r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:write|compose|draft|tell|explain|describe|give me (?:a|an|some|\d)|"
                    r"list|make|create|summari[sz]e|translate|generate|show|find|name|suggest|recommend|what|how|why|who|when|where)\b", _I)
+# A message that is one question — "Do you always answer in English?" — asks about the assistant;
+# "Can you always answer in French?" asks for something.
+_QUESTION = re.compile(r"^\s*(?:do|does|did|is|are|was|were|have|has|why|what|how|when|where|who|which)\b[^.!?]*\?\s*$", _I)
 _LASTING = re.compile(r"\b(?:always|never|from now on|in (?:the )?future|every (?:time|answer|reply)|each time|"
                       r"all (?:your )?(?:answers|replies)|going forward|call me|my name is|remember)\b", _I)
 
@@ -194,6 +197,8 @@ def _qualifies(text: str, channel: str, after_reply: bool) -> bool:
     """Is a wish in this text meant to last? (See the module docstring.)"""
     if channel != "message":
         return True
+    if _QUESTION.search(text):
+        return False
     if _LASTING.search(text):
         return True
     if not after_reply:
