@@ -279,7 +279,7 @@ def test_the_judge_grammar_allows_only_none_or_a_clause():
     assert grammar_for(['say "hi" first', "a\\b"]) == 'root ::= "NONE" | "WISH: " ("say \\"hi\\" first" | "a\\\\b")\n'
 
 
-def test_export_and_import_carry_the_memory_tombstones_included(store, memory, tmp_path, monkeypatch):
+def test_export_and_import_carry_the_memory_tombstones_included(store, memory, tmp_path):
     import io
 
     from clawdesk.store import open_store
