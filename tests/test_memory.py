@@ -282,10 +282,9 @@ def test_the_judge_grammar_allows_only_none_or_a_clause():
 def test_export_and_import_carry_the_memory_tombstones_included(store, memory, tmp_path):
     import io
 
-    from clawdesk.store import open_store
-    from clawdesk.store import transfer
+    from clawdesk.store import open_store, transfer
 
-    cid, _, a = turn(store)
+    _, _, a = turn(store)
     (kept,) = memory.learn_from_feedback(store.add_feedback(a, "comment", comment="call me Dana"))
     fb = store.add_feedback(a, "correction", correction="under 30 words please")
     (gone,) = memory.learn_from_feedback(fb)
