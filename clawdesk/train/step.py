@@ -88,20 +88,23 @@ def score_samples(model: Any, tokenizer: Any, samples: list[Sample], cfg: ScoreC
 # --- optimizer steps ----------------------------------------------------------------------------
 
 def run_steps(model: Any, scored: list[Scored], settings: Settings, method: str, micro_batch: int,
-              on_step: StepHook | None = None) -> list[dict[str, Any]]:
+              on_step: StepHook | None = None, dist: Any = None) -> list[dict[str, Any]]:
     """All of a pass's optimizer steps: AdamW on the LoRA parameters over seeded, shuffled
     batches of ``train_batch_size`` for ``train_epochs`` epochs. Returns the per-step metrics;
-    ``on_step`` sees them after every step (the run record, a progress bar, a learning curve)."""
+    ``on_step`` sees them after every step (the run record, a progress bar, a learning curve).
+    ``dist``: accelerate's ``Accelerator`` under ``accelerate launch`` (train/distributed.py)."""
     import torch
 
     cfg = loss_config(settings, method)
     params = trainable_parameters(model)
     optimizer = torch.optim.AdamW(params, lr=settings.train_lr, weight_decay=0.0)
+    if dist is not None:
+        model, optimizer = dist.prepare(model, optimizer)  # DDP: gradients averaged in backward
     batches = epoch_batches(scored, settings.train_batch_size, settings.train_epochs, settings.train_seed)
     per_epoch = math.ceil(len(scored) / max(1, settings.train_batch_size))
     steps: list[dict[str, Any]] = []
     for n, batch in enumerate(batches, start=1):
-        metrics = train_step(model, optimizer, params, batch, cfg, settings, micro_batch)
+        metrics = train_step(model, optimizer, params, batch, cfg, settings, micro_batch, dist)
         metrics.update(step=n, epoch=(n - 1) // per_epoch + 1)
         steps.append(metrics)
         if on_step:
@@ -110,15 +113,18 @@ def run_steps(model: Any, scored: list[Scored], settings: Settings, method: str,
 
 
 def train_step(model: Any, optimizer: Any, params: list[Any], batch: list[Scored], cfg: LossConfig,
-               settings: Settings, micro_batch: int) -> dict[str, Any]:
-    """Forward/backward the batch in micro-batches (gradients accumulate), clip, step."""
+               settings: Settings, micro_batch: int, dist: Any = None) -> dict[str, Any]:
+    """Forward/backward the batch in micro-batches (gradients accumulate), clip, step. Under
+    ``dist`` (several processes) this process does its shard of the batch (distributed.shard)."""
     import torch
 
     start = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = defaultdict(float)
     loss_value = 0.0
-    for i in range(0, len(batch), micro_batch):
+    if dist is not None:
+        loss_value = _shard_backward(model, batch, cfg, micro_batch, dist, totals)
+    for i in range(0, len(batch) if dist is None else 0, micro_batch):
         per_sample, stats = combined_loss(loss_batch(model, batch[i:i + micro_batch]), cfg)
         loss = batch_loss(per_sample, len(batch))  # each micro-batch adds its share of Σ means / B
         loss.backward()
@@ -130,6 +136,33 @@ def train_step(model: Any, optimizer: Any, params: list[Any], batch: list[Scored
     optimizer.step()
     seconds = time.perf_counter() - start
     return step_metrics(loss_value, totals, len(batch), grad_norm, seconds, settings.train_lr)
+
+
+def _shard_backward(model: Any, batch: list[Scored], cfg: LossConfig, micro_batch: int, dist: Any,
+                    totals: dict[str, float]) -> float:
+    """This process's shard: forward/backward each micro-batch (DDP syncs on the last one only);
+    returns the step's loss and fills ``totals`` for the whole batch (what one process reports)."""
+    import contextlib
+
+    import torch
+
+    from .distributed import shard
+
+    chunks = shard(batch, dist.process_index, dist.num_processes, micro_batch)
+    local = 0.0
+    for n, (items, weight) in enumerate(chunks):
+        sync = contextlib.nullcontext() if n == len(chunks) - 1 else dist.no_sync(model)
+        with sync:
+            per_sample, stats = combined_loss(loss_batch(model, items), cfg)
+            loss = per_sample.sum() * weight  # Σ over this shard × N / B: DDP's mean is Σ / B
+            loss.backward()
+        local += float(loss.detach())
+        for k, v in stats.items():  # every key on every process (the reduce below pairs them up)
+            totals[k] += v if weight else 0.0
+    keys = sorted(totals)
+    summed = dist.reduce(torch.tensor([totals[k] for k in keys] + [local], device=dist.device), reduction="sum")
+    totals.update(zip(keys, summed[:-1].tolist()))  # the diagnostics of the whole batch
+    return float(summed[-1]) / dist.num_processes  # DDP's mean of N × (Σ/B)-scaled losses = Σ/B
 
 
 def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
