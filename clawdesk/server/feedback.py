@@ -47,7 +47,7 @@ def record_feedback(chat: ChatService, body: dict[str, Any]) -> dict[str, Any]:
         chat.thumbs_down(mid, reason=reason, comment=comment)
         recorded.append("thumbs_down")
     if comment and thumbs is None:
-        chat.store.add_feedback(mid, "comment", comment=comment)
+        chat.comment(mid, comment)  # through the chat service: a comment can teach a lasting wish
         recorded.append("comment")
     if correction:
         chat.correct(mid, correction)
