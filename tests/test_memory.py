@@ -190,6 +190,18 @@ def test_memory_learn_off_learns_nothing(store):
     assert store.wishes() == []
 
 
+
+def test_nothing_is_learned_from_an_excluded_reply_or_conversation(store, memory):
+    _, _, a = turn(store)
+    store.set_message_exclude(a)
+    assert memory.learn_from_feedback(store.add_feedback(a, "comment", comment="call me Dana")) == []
+    cid, _, b = turn(store)
+    store.update_conversation(cid, exclude=True)
+    assert memory.learn_from_feedback(store.add_feedback(b, "comment", comment="call me Dana")) == []
+    assert store.wishes() == []
+    _, _, c = turn(store)  # the same words on a reply that may teach
+    assert memory.learn_from_feedback(store.add_feedback(c, "comment", comment="call me Dana"))
+
 # --- the note ------------------------------------------------------------------------------------
 
 def test_the_note_goes_on_the_latest_user_message_only(store, memory):

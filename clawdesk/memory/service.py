@@ -138,7 +138,14 @@ class Memory:
     def _take(self, found: list[tuple[Candidate, WishSource]], origin: str = "rule") -> list[Learned]:
         if not self.settings.memory_learn:
             return []
-        learned = [got for c, source in found if (got := self.learn(c, source, origin)) is not None]
+        learned = [got for c, source in found
+                   if self._learnable(source.message_id) and (got := self.learn(c, source, origin)) is not None]
         if learned and self.on_learned is not None:
             self.on_learned(learned)
         return learned
+
+    def _learnable(self, message_id: int) -> bool:
+        """"Don't learn from this" covers the memory too: nothing is learned from an excluded
+        reply or conversation (a wish learned before the exclusion stays until deleted)."""
+        message = self.store.get_message(message_id)
+        return not message.exclude and not self.store.get_conversation(message.conversation_id).exclude
