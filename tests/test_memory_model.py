@@ -147,3 +147,21 @@ def test_the_judge_finds_what_the_rules_miss_only_in_the_persons_words(chat, eng
 
 def test_memory_extract_command_with_nothing_new():
     assert "No new wishes found." in cli_run("memory", "extract")
+
+
+def test_the_nightly_pass_reads_new_remarks_for_wishes(chat, engine):
+    """run_pipeline's memory step: remarks the rules missed go to the judge, once."""
+    import json
+
+    from clawdesk.lifecycle.pipeline import _learn_wishes
+    from clawdesk.memory.judge import STATE_KEY
+
+    t = chat.send(chat.new_conversation().id, "Suggest a dinner for tonight.")
+    fb = chat.thumbs_down(t.assistant.id, comment="I'm vegetarian, so please never suggest meat dishes.")
+    stages = []
+    learned = _learn_wishes(chat.store, chat.settings, engine, lambda stage, done, total, msg: stages.append(stage))
+    assert json.loads(chat.store.get_state(STATE_KEY))["feedback"] == fb.id  # read up to the new remark
+    assert stages == ["memory"]  # the remark went to the judge, with progress shown
+    assert learned == len([w for w in chat.store.wishes() if w.origin == "judge"])
+    assert _learn_wishes(chat.store, chat.settings, engine, lambda *a: stages.append("again")) == 0
+    assert stages == ["memory"]  # nothing new: no judge call

@@ -79,7 +79,8 @@ def train(app: AppContext, now: bool, method: str | None, train_only: bool, if_d
 
 PIPELINE_STAGES = {"resume": "Resuming a stopped run", "judge-check": "Measuring the judge (once per model)",
                    "judge": "Judging turns", "train:load": "Loading model", "train:score": "Scoring π_old and teachers",
-                   "train:train": "Training", "train:save": "Saving candidate", "gate": "Gate", "promote": "Promoting"}
+                   "train:train": "Training", "train:save": "Saving candidate", "gate": "Gate", "promote": "Promoting",
+                   "memory": "Reading remarks for lasting wishes"}
 
 
 def _train_only(app: AppContext, method: str | None, limit: int | None, as_json: bool) -> None:

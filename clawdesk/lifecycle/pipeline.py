@@ -83,6 +83,9 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
                                check_progress=lambda done, total, msg="": say("judge-check", done, total, msg))
         seconds["judge"] = round(time.perf_counter() - t, 2)
         judge_info = {k: v for k, v in asdict(judged).items() if k != "samples"}
+        t = time.perf_counter()
+        judge_info["wishes_learned"] = _learn_wishes(store, settings, judge_engine, say)
+        seconds["memory"] = round(time.perf_counter() - t, 2)
         ready = store.samples(status="ready")
         if not ready:
             report = PipelineReport(trigger, "skipped", "no ready samples after judging", judge=judge_info,
@@ -104,6 +107,35 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
             return report
         seconds["train"] = round(time.perf_counter() - t, 2)
         return _decide(store, settings, result, trigger, say, judge_info, _train_info(result), seconds)
+
+
+def _learn_wishes(store: Store, settings: Settings, judge_engine, say: Progress) -> int:
+    """The preference memory's nightly half: remarks the rules found no wish in go to the judge
+    (grammar-bound to the person's own clauses). A failure here must not cost the night's
+    training, so it is logged and the pass goes on."""
+    from ..errors import ClawDeskError
+    from ..judge.pipeline import open_judge_engine
+    from ..memory.judge import WishJudge, extract_pending
+
+    opened = []
+
+    def make_judge() -> WishJudge:
+        engine = judge_engine
+        if engine is None:
+            engine = open_judge_engine(store, settings)
+            opened.append(engine)
+        return WishJudge.from_settings(engine, settings)
+
+    try:
+        learned = extract_pending(store, settings, make_judge,
+                                  progress=lambda done, total: say("memory", done, total, "reading remarks for lasting wishes"))
+    except ClawDeskError as e:
+        log.warning("preference memory: the judge could not read remarks: %s", e)
+        return 0
+    finally:
+        for engine in opened:
+            engine.close()
+    return len(learned)
 
 
 def _train_info(result: TrainResult) -> dict[str, Any]:
