@@ -8,7 +8,6 @@ marked ``bench``. ``make test-fast`` runs ``-m "not model and not bench"``."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -75,17 +74,6 @@ def engine(model_path: str):
     e = Engine(model_path, n_ctx=2048, n_threads=2)
     yield e
     e.close()
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
-    """Poll instead of sleeping a fixed time (for background work)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture(scope="session")

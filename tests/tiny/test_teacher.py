@@ -21,16 +21,6 @@ from clawdesk.records import Sample  # noqa: E402
 QUESTION = [{"role": "user", "content": "How do I boil an egg?"}]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def family(tmp_path, store):
     """A tiny llama chat model and a deeper sibling (same tokenizer, other weights), registered."""
