@@ -214,7 +214,9 @@ def test_personalize_runs_one_update_through_the_real_pipeline(tmp_path):
     assert pipeline_available()  # the pipeline has landed: a missing one is a failure, not a skip
     run_script("bench/personalize.py", "--method", "combined", "--updates", "1", "--turns", "3", "--scenarios", "brief", "--heldout", "1",
                "--samples", "1", "--max-tokens", "16", "--nll-prompts", "1", "--threads", "1",
-               "--set", "judge_votes=1", "--out", str(tmp_path), timeout=1200)
+               # one epoch, and no judge measurement (tests/judge/test_judge_accuracy.py has it): a smoke test
+               "--set", "judge_votes=1", "--set", "train_epochs=1", "--set", "judge_min_accuracy=0",
+               "--out", str(tmp_path), timeout=1200)
     data = json.loads((tmp_path / "personalize-latest.json").read_text())
     points = data["runs"][0]["points"]
     assert len(points) == 2 and points[1]["turns"] == 3
@@ -229,6 +231,7 @@ def test_personalize_runs_one_update_through_the_real_pipeline(tmp_path):
 def test_ablation_trains_each_arm_on_the_same_judged_turns(tmp_path):
     run_script("bench/ablate.py", "--scenarios", "brief", "--turns", "3", "--heldout", "1", "--samples", "1",
                "--max-tokens", "16", "--arms", "+demo,reference", "--set", "judge_votes=1", "--set", "train_rank=4",
+               "--set", "train_epochs=1", "--set", "judge_min_accuracy=0",
                "--out", str(tmp_path), "--workdir", str(tmp_path / "homes"), timeout=1200)
     data = json.loads((tmp_path / "ablate-latest.json").read_text())
     assert [r["arm"] for r in data["rows"]] == ["+demo", "reference"]
