@@ -99,7 +99,7 @@ def write_settings(home: Path, values: dict[str, Any]) -> None:
 def home_settings(home: Path, cfg: Config, seed: int):
     from clawdesk.settings import load_settings
 
-    values = {**BENCH_SETTINGS, "train_seed": seed, **(cfg.overrides or {})}
+    values = {**BENCH_SETTINGS, "train_seed": seed, "judge_seed": seed, **(cfg.overrides or {})}
     write_settings(home, values)
     return load_settings(env={})  # the user's CLAWDESK_* variables do not leak into a benchmark
 

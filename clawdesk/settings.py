@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     teacher_model: str = Field("", description="Registered model (or GGUF path) whose log-probs with the hint in context are the OPD teacher; it must share the chat model's tokenizer (e.g. a bigger model of the same family). Empty = the chat model itself (train_teacher picks served or base weights). docs/gpu.md.")
     judge_votes: int = Field(3, ge=1, le=25, description="Votes per judgement (m); the majority wins, ties give 0.")
     judge_temperature: float = Field(0.6, ge=0, le=5, description="Sampling temperature of each judge vote.")
+    judge_seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Seed of the judge's vote sampling (a pass judges in message order, so a seed makes it repeatable); unset = fresh randomness each pass. The benchmarks set it.")
     judge_grammar: bool = Field(True, description="Constrain judge output with a GBNF grammar so a small judge still ends in \\boxed{...}.")
     judge_max_tokens: int = Field(160, ge=1, le=4096, description="Longest judge vote, in tokens.")
     # --- training --------------------------------------------------------------------------------
@@ -157,8 +158,12 @@ def allowed(name: str) -> str:
     f = Settings.model_fields[name]
     if getattr(f.annotation, "__origin__", None) is Literal:
         return "one of " + ", ".join(map(str, f.annotation.__args__))
+    annotation = f.annotation
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    if len(args) == 1 and type(None) in getattr(annotation, "__args__", ()):  # Optional[X]: say X
+        annotation = args[0]
     kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}.get(
-        getattr(f.annotation, "__name__", ""), "a table")
+        getattr(annotation, "__name__", ""), "a table")
     bound = {key: getattr(m, key) for m in f.metadata for key in ("gt", "ge", "lt", "le") if hasattr(m, key)}
     if "ge" in bound and "le" in bound:
         return f"{kind} from {bound['ge']} to {bound['le']}"

@@ -71,3 +71,13 @@ def test_every_number_has_a_range():
     for name, value, _default, _help in describe(Settings()):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             assert " from " in allowed(name) or "≤" in allowed(name) or "<" in allowed(name), name
+
+
+def test_an_optional_number_is_unset_by_default_and_checked_when_given(tmp_path):
+    """``judge_seed`` may be left unset (fresh randomness); a given value still has a range."""
+    assert load_settings(tmp_path / "missing.toml", env={}).judge_seed is None
+    assert load_settings(tmp_path / "missing.toml", env={"CLAWDESK_JUDGE_SEED": "7"}).judge_seed == 7
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path / "missing.toml", env={"CLAWDESK_JUDGE_SEED": "-1"})
+    assert str(err.value) == ("Setting 'judge_seed' (from CLAWDESK_JUDGE_SEED) must be an integer from 0 to "
+                              "2147483647; got '-1'.")

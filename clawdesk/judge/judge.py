@@ -36,7 +36,8 @@ class Judge:
     @classmethod
     def from_settings(cls, engine: Engine, settings: Settings, **overrides: Any) -> "Judge":
         kw = dict(votes=settings.judge_votes, temperature=settings.judge_temperature,
-                  max_tokens=settings.judge_max_tokens, grammar=settings.judge_grammar)
+                  max_tokens=settings.judge_max_tokens, grammar=settings.judge_grammar,
+                  seed=settings.judge_seed)
         kw.update(overrides)
         return cls(engine, **kw)
 

@@ -81,7 +81,8 @@ class WishJudge:
 
     @classmethod
     def from_settings(cls, engine: Engine, settings: Settings, **overrides: Any) -> WishJudge:
-        kw: dict[str, Any] = dict(votes=settings.judge_votes, temperature=settings.judge_temperature)
+        kw: dict[str, Any] = dict(votes=settings.judge_votes, temperature=settings.judge_temperature,
+                                  seed=settings.judge_seed)
         kw.update(overrides)
         return cls(engine, **kw)
 
