@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     schedule_require_ac: bool = Field(True, description="On a laptop, run only on AC power (where it can be detected).")
     # --- UI --------------------------------------------------------------------------------------
     keymap: dict[str, Any] = Field(default_factory=dict, description="TUI key remapping: binding id → key(s), e.g. thumbs_up = \"u\".")
+    learn_compare_prompts: int = Field(3, ge=0, le=20, description="After the chat's Learn now promotes a version, how many of your recent prompts it answers with the previous and the new version for \"What I learned\" (0 = none; greedy, computed once by the learning process).")
+    learn_compare_tokens: int = Field(96, ge=1, le=2048, description="Longest answer, in tokens, in that before/after comparison.")
     # --- judge accuracy (clawdesk/judge/accuracy.py) ---------------------------------------------
     judge_min_accuracy: float = Field(0.6, ge=0, le=1, description="Implicit rewards (the judge's verdict on your next message) are used only if the judge's sign accuracy on the labelled ±1 cases is at least this; measured once per judge model and judge settings, then cached. Below it, only explicit feedback, corrections and hints teach. The bundled 135M judge is below chance (0.43), so on it implicit rewards are off. 0 = no check, always use them.")
     # --- preference memory (clawdesk/memory, docs/memory.md) -------------------------------------

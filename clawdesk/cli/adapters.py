@@ -6,9 +6,6 @@ import json
 
 import click
 
-from .. import catalog
-from ..chat import served_adapter
-from ..engine import Engine
 from ..errors import ClawDeskError
 from ..lifecycle.promote import rollback as do_rollback
 from .context import AppContext, pass_app
@@ -85,32 +82,16 @@ def diff(app: AppContext, version: str, other: str | None, count: int, extra: tu
     """The same prompts answered by two versions, side by side (greedy, so it is repeatable)."""
     from rich.table import Table
 
-    store = app.store
+    from ..lifecycle.compare import answer, recent_prompts, side
 
-    def files(v: str | None) -> tuple[str | None, str | None, str]:
-        if v is None:
-            path, ver, merged = served_adapter(store)
-            return path, merged, f"served (v{ver})" if ver else "served (base)"
-        if v.lower() == "base":
-            return None, None, "base"
-        a = store.get_adapter(int(v))
-        return (None, a.gguf_path, f"v{a.version}") if a.kind == "merged" else (a.gguf_path, None, f"v{a.version}")
-
-    prompts = list(extra) or [m.content for m in _recent_user_prompts(store, count)]
+    prompts = list(extra) or [m.content for m in recent_prompts(app.store, count)]
     if not prompts:
         raise ClawDeskError("No prompts to compare on yet; chat a little or pass --prompt.")
-    base = catalog.current_model(store, app.settings).path
     columns = []
     for v in (version, other):
-        adapter, merged, label = files(v)
-        with spinner(f"Answering with {label}"):
-            engine = Engine(merged or base, n_ctx=app.settings.n_ctx, adapter_path=adapter)
-            try:
-                answers = [engine.generate([{"role": "user", "content": p}], temperature=0, max_tokens=max_tokens,
-                                           repeat_penalty=app.settings.repeat_penalty).text for p in prompts]
-            finally:
-                engine.close()
-        columns.append((label, answers))
+        s = side(app.store, v)
+        with spinner(f"Answering with {s.label}"):
+            columns.append((s.label, answer(app.store, app.settings, s, prompts, max_tokens)))
     table = Table(show_lines=True)
     table.add_column("prompt", ratio=1)
     for label, _ in columns:
@@ -118,18 +99,6 @@ def diff(app: AppContext, version: str, other: str | None, count: int, extra: tu
     for i, p in enumerate(prompts):
         table.add_row(p, *(answers[i] for _, answers in columns))
     console.print(table)
-
-
-def _recent_user_prompts(store, count: int):
-    seen, out = set(), []
-    for conv in store.list_conversations(limit=50):
-        for m in reversed(store.messages(conv.id)):
-            if m.role == "user" and m.content not in seen and len(m.content) < 500:
-                seen.add(m.content)
-                out.append(m)
-                if len(out) >= count:
-                    return out
-    return out
 
 
 def register(cli: click.Group) -> None:
