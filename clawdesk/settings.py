@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     judge_seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Seed of the judge's vote sampling (a pass judges in message order, so a seed makes it repeatable); unset = fresh randomness each pass. The benchmarks set it.")
     judge_grammar: bool = Field(True, description="Constrain judge output with a GBNF grammar so a small judge still ends in \\boxed{...}.")
     judge_max_tokens: int = Field(160, ge=1, le=4096, description="Longest judge vote, in tokens.")
+    judge_transfer_per_correction: int = Field(4, ge=0, le=64, description="A correction that is one mechanical edit (a prefix such as 'Hi Sam! ', an ending such as 'In short: …', a case change, removed characters, a cut) is repeated on up to this many of the model's own replies to other prompts, as demonstrations (judge/transfer.py): the literal words a few demonstrations do not teach. 0 = off. docs/choosing-defaults.md has the measurement.")
+    judge_transfer_tokens: int = Field(128, ge=16, le=131072, description="A transferred reply plus its edit fit in this many tokens: a longer reply is cut at a sentence boundary, so an ending the user asked for is reached (and the model learns to stop there).")
     # --- training --------------------------------------------------------------------------------
     train_method: Literal["combined", "rl", "opd"] = Field("combined", description="Objective: binary RL + OPD ('combined'), or one of them alone for ablations.")
     train_backend: Literal["auto", "lora", "qlora"] = Field("auto", description="'auto' picks QLoRA on CUDA, LoRA on the CPU; 'lora' or 'qlora' force one.")

@@ -36,6 +36,7 @@ from ..store import Store
 from .accuracy import implicit_rewards_on, judge_entry
 from .judge import Judge
 from .parse import select_hints
+from .transfer import transfer_edits
 
 Progress = Callable[[int, int, str], None]  # (done, total, what) for a progress bar
 
@@ -51,6 +52,7 @@ class JudgeReport:
     explicit: int = 0  # samples whose reward came from explicit feedback
     judged: int = 0  # samples the PRM judge scored
     demos: int = 0  # demonstration samples from corrections
+    transfers: int = 0  # a correction's edit repeated on other replies (judge/transfer.py)
     ready: int = 0
     dropped: int = 0
     votes: int = 0  # judge votes cast (reward + hint)
@@ -147,6 +149,8 @@ def judge_pending(store: Store, settings: Settings, judge_engine: Engine | None 
                 store.delete_samples(msg.id, stale)  # explicit feedback overrides a judge sample
         if progress:
             progress(len(todo), len(todo), "done")
+        moved = transfer_edits(store, settings, lambda m: _chat_vocab(store, settings, m, judge, vocabs), dry_run)
+        report.transfers, report.samples = len(moved.samples), report.samples + moved.samples
     finally:
         if opened is not None:
             opened.close()

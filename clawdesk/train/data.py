@@ -59,7 +59,7 @@ def skip_reason(sample: Sample, weights: MethodWeights, anchor_to_base: bool = F
     """Why this method cannot train on the sample, or None if it can."""
     if not sample.response_token_ids or not sample.prompt_token_ids:
         return "no logged token ids"
-    if sample.source == "demo":
+    if sample.source in ("demo", "transfer"):  # transfer: a correction's edit on another reply
         return None if weights.w_demo > 0 else "demonstration with w_demo = 0"
     has_reward = bool(sample.reward) and weights.w_rl > 0
     has_hint = bool(sample.hints) and bool(sample.prompt_messages) and weights.w_opd > 0

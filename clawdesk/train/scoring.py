@@ -198,7 +198,7 @@ def score_sample(model: Any, tokenizer: Any, sample: Sample, cfg: ScoreConfig,
     ``teacher_model``: another model sharing the tokenizer (``teacher_model`` setting) that scores
     the hinted contexts instead of the student's own weights."""
     prompt, response, cut = fit_context(sample.prompt_token_ids, sample.response_token_ids, cfg.context_tokens)
-    scored = Scored(sample.id, sample.message_id, sample.source == "demo", float(sample.reward or 0.0),
+    scored = Scored(sample.id, sample.message_id, sample.source in ("demo", "transfer"), float(sample.reward or 0.0),
                     prompt, response, truncated=cut)
     if scored.is_demo:
         # off-policy: only the NLL of its tokens, nothing to score in advance

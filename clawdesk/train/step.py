@@ -65,7 +65,7 @@ def loss_config(settings: Settings, method: str) -> LossConfig:
 def corrected_reply(store: Store, sample: Sample) -> list[int] | None:
     """The model's own reply a demonstration corrects (its logged token ids), for edit_weights;
     None for other samples or when the message is gone."""
-    if sample.source != "demo":
+    if sample.source not in ("demo", "transfer"):
         return None
     try:
         return list(store.get_message(sample.message_id).response_token_ids or [])
