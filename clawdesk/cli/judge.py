@@ -49,7 +49,8 @@ def judge(app: AppContext, limit: int | None, dry_run: bool, rejudge: bool, chec
         click.echo(_line(s))
     verb = "would write" if dry_run else "wrote"
     click.echo(f"{report.examined} turns examined; {verb} {report.ready} ready and {report.dropped} dropped samples "
-               f"({report.explicit} explicit, {report.judged} judged, {report.demos} demonstrations).")
+               f"({report.explicit} explicit, {report.judged} judged, {report.demos} demonstrations), "
+               f"and {report.transfers} corrections' edits repeated on other replies.")
     if report.votes:
         click.echo(f"Judge {report.judge_model}: {report.votes} votes, {report.failed_votes} failed "
                    f"({report.failed_votes / report.votes:.0%}) — failed votes never become rewards.")
