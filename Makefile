@@ -20,12 +20,16 @@ PYTEST_ARGS ?=
 chat: install
 	$(VENV)/bin/clawdesk chat
 
+# One worker per core (at most 4); a file's tests stay on one worker, so the trainings a file's
+# fixtures share are made once. tests/conftest.py gives each worker its share of the threads.
+TEST_JOBS ?= -n auto --maxprocesses 4 --dist loadfile
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(TEST_JOBS) $(PYTEST_ARGS)
 
 # The marks are applied by tests/conftest.py from the fixtures each test uses.
 test-fast: install
-	$(PY) -m pytest -q -m "not model and not bench" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(TEST_JOBS) -m "not model and not bench" $(PYTEST_ARGS)
 
 install: $(STAMP)
 

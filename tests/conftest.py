@@ -17,6 +17,14 @@ from clawdesk.settings import Settings, load_settings
 from clawdesk.store import Store, open_store
 
 
+# ``make test`` runs one pytest-xdist worker per core. Each worker then gets its share of the
+# cores: two workers that each start a thread per core would oversubscribe the machine, and torch
+# slows down badly when its threads wait on each other. Set before anything imports torch.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, (os.cpu_count() or 1) // WORKERS) if WORKERS > 1 else 0  # 0 = the settings' default
+if THREADS:
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+
 # Fixtures whose use means the test loads the bundled model (llama.cpp or its torch copy).
 MODEL_FIXTURES = frozenset({"model_path", "engine", "shared_hf", "hf_cache"})
 
@@ -42,6 +50,9 @@ def clawdesk_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # implicit reward takes minutes on the bundled model, and tests/judge/test_judge_accuracy.py
     # tests that check (and what it switches off) on its own.
     monkeypatch.setenv("CLAWDESK_JUDGE_MIN_ACCURACY", "0")
+    if THREADS:
+        monkeypatch.setenv("CLAWDESK_N_THREADS", str(THREADS))
+        monkeypatch.setenv("CLAWDESK_TRAIN_THREADS", str(THREADS))
     return home
 
 
@@ -71,7 +82,7 @@ def engine(model_path: str):
     """One real llama.cpp engine for the whole session (loading costs ~1 s)."""
     from clawdesk.engine import Engine
 
-    e = Engine(model_path, n_ctx=2048, n_threads=2)
+    e = Engine(model_path, n_ctx=2048, n_threads=THREADS or 2)
     yield e
     e.close()
 
