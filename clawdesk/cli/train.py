@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,61 @@ CURVE_COLUMNS = ("step", "epoch", "loss", "rl_loss", "opd_loss", "demo_loss", "r
 @click.option("--if-due", is_flag=True, help="Run only if the nightly conditions hold (enough new turns, idle, on AC).")
 @click.option("--limit", type=int, help="With --train-only: use at most N ready samples (oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--launcher", type=click.Choice(["none", "accelerate"]), default="none", show_default=True,
+              help="accelerate: train in several processes (one per GPU, DDP); process 0 alone judges, gates and "
+                   "promotes.")
+@click.option("--num-processes", type=click.IntRange(1, 64), default=None,
+              help="With --launcher accelerate: how many processes (default: one per CUDA GPU, 2 on the CPU).")
 @pass_app
 def train(app: AppContext, now: bool, method: str | None, train_only: bool, if_due: bool, limit: int | None,
-          as_json: bool) -> None:
+          as_json: bool, launcher: str, num_processes: int | None) -> None:
     """Learn from your feedback now: judge → train → gate → promote.
 
     The running chat picks up a promoted version between turns; `clawdesk adapters rollback`
     undoes it."""
+    from ..train import distributed
+
+    if launcher == "accelerate" and not distributed.launched():
+        _relaunch(app, num_processes, method, train_only, if_due, limit, as_json)
+        return
+    if distributed.is_follower():  # a process other than 0: train its shard of process 0's pass
+        plan = distributed.receive_plan()  # the store is opened only then: process 0 may be creating it
+        result = distributed.follow(app.store, app.settings, plan) if plan is not None else None
+        if result is not None:
+            click.echo(f"Process {distributed.accelerator().process_index}: trained its shard of run "
+                       f"{result.run_id} ({len(result.steps)} steps).", err=True)
+        return
+    try:
+        _lead(app, method, train_only, if_due, limit, as_json)
+    finally:
+        distributed.release()  # the others exit if no pass ran here
+
+
+def _relaunch(app: AppContext, num_processes: int | None, method: str | None, train_only: bool, if_due: bool,
+              limit: int | None, as_json: bool) -> None:
+    """Run this same command in several processes (train/distributed.py) and wait for them."""
+    import subprocess
+
+    import torch
+
+    from ..train import distributed
+
+    n = num_processes or (torch.cuda.device_count() if torch.cuda.is_available() else 2)
+    args = (["--debug"] if app.debug else []) + ["train", "--now"]
+    args += (["--method", method] if method else []) + (["--train-only"] if train_only else [])
+    args += (["--if-due"] if if_due else []) + (["--limit", str(limit)] if limit else [])
+    args += ["--json"] if as_json else []
+    command = distributed.launch_command(n, args)
+    if not as_json:
+        click.echo(f"Training in {n} processes: python {' '.join(command[1:])}", err=True)
+    code = subprocess.run(command).returncode
+    if code:
+        sys.exit(code)
+
+
+def _lead(app: AppContext, method: str | None, train_only: bool, if_due: bool, limit: int | None,
+          as_json: bool) -> None:
+    """The whole command in one process, or process 0's part under the launcher."""
     if train_only:
         _train_only(app, method, limit, as_json)
         return

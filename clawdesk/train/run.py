@@ -47,6 +47,7 @@ from ..records import Sample, TrainProgress, TrainResult
 from ..settings import Settings, describe
 from ..store import Store
 from .data import METHODS, method_weights, mix_positives, skip_reason, split_heldout
+from . import distributed
 from .device_plan import fit_to_device
 from .teacher import load_teacher, release
 from .scoring import Scored, render_prompt
@@ -60,11 +61,14 @@ Progress = Callable[[TrainProgress], None]
 
 
 def train_pass(store: Store, settings: Settings, progress: Progress | None = None, method: str | None = None,
-               *, limit: int | None = None, samples: list[Sample] | None = None) -> TrainResult:
+               *, limit: int | None = None, samples: list[Sample] | None = None,
+               plan: distributed.Plan | None = None) -> TrainResult:
     """Run one training pass and return the candidate (see the module docstring).
 
     ``samples`` overrides the store's ready samples (benchmarks compare methods on the same set);
-    ``limit`` caps how many ready samples are read.
+    ``limit`` caps how many ready samples are read. Under several processes (train/distributed.py)
+    process 0 picks the data and does every write; the others get ``plan`` from it, train their
+    shards and write nothing.
     """
     import torch
 
@@ -73,42 +77,52 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         raise TrainingError(f"Unknown training method {method!r}; use one of {', '.join(METHODS)}.")
     report = progress or (lambda p: None)
     started = time.perf_counter()
-    fail_stale_runs(store)
+    dist = distributed.accelerator()
+    if plan is None:
+        fail_stale_runs(store)
     from .backend import base_weights_dir, check_trainable, choose_backend, load_trainable
 
     entry = catalog.current_model(store, settings)
     check_trainable(entry)  # an architecture we cannot train is refused first, never mid-pass
 
-    # 1. data
-    pool = samples if samples is not None else store.samples(status="ready", limit=limit)
-    if not pool:
-        raise TrainingError("No ready samples to train on; rate some replies (thumbs, corrections) and judge them first.")
-    train_pool, heldout = split_heldout(pool, settings.train_heldout_fraction, settings.train_seed)
+    # 1. data (process 0 picks it; the others get it in the plan)
     weights = method_weights(method, settings)
-    usable = [s for s in train_pool if skip_reason(s, weights, settings.train_anchor_to_base) is None]
-    skipped = [s for s in train_pool if s not in usable]
-    mixed = [s for s in mix_positives(usable, store.samples(status="used") if samples is None else [],
-                                      settings.train_mix_positives, {s.message_id for s in heldout})
-             if skip_reason(s, weights, settings.train_anchor_to_base) is None]
-    if not usable:
-        raise TrainingError(f"None of the {len(train_pool)} training samples has a term under method '{method}' "
-                            f"({len(heldout)} more are held out); collect more feedback or try --method combined.")
+    if plan is None:
+        pool = samples if samples is not None else store.samples(status="ready", limit=limit)
+        if not pool:
+            raise TrainingError("No ready samples to train on; rate some replies (thumbs, corrections) and judge "
+                                "them first.")
+        train_pool, heldout = split_heldout(pool, settings.train_heldout_fraction, settings.train_seed)
+        usable = [s for s in train_pool if skip_reason(s, weights, settings.train_anchor_to_base) is None]
+        skipped = [s for s in train_pool if s not in usable]
+        mixed = [s for s in mix_positives(usable, store.samples(status="used") if samples is None else [],
+                                          settings.train_mix_positives, {s.message_id for s in heldout})
+                 if skip_reason(s, weights, settings.train_anchor_to_base) is None]
+        if not usable:
+            raise TrainingError(f"None of the {len(train_pool)} training samples has a term under method '{method}' "
+                                f"({len(heldout)} more are held out); collect more feedback or try --method combined.")
+        parent = store.served_version()
+        adapter_dir = store.get_adapter(parent).path if parent is not None else None
+    else:  # the same list in the same order as process 0 scores it
+        usable, mixed, heldout, skipped = plan.samples, [], [], []
+        parent, adapter_dir = None, plan.adapter_dir
 
     # 2. model
-    parent = store.served_version()
-    adapter_dir = store.get_adapter(parent).path if parent is not None else None
-
     backend = choose_backend(settings.train_backend)
     base_dir = base_weights_dir(entry)
     settings, memory = fit_to_device(base_dir, backend.name, backend.device, settings)  # CUDA: what fits
-    run = store.start_run(method, _run_settings(settings, method, backend.name, entry.name, parent), len(usable))
+    if plan is None:
+        run = store.start_run(method, _run_settings(settings, method, backend.name, entry.name, parent), len(usable))
+        distributed.send_plan(distributed.Plan(run.id, method, usable + mixed, adapter_dir))
+    else:
+        run = None
     old_threads = torch.get_num_threads()
     try:
         if settings.train_threads:
             torch.set_num_threads(settings.train_threads)
         report(TrainProgress("load", 0, 1, f"back end: {backend.describe()}"))
         log.info("training run %d: %s, %d samples (+%d earlier positives mixed in, %d held out, %d skipped), "
-                 "back end %s", run.id, method, len(usable), len(mixed), len(heldout), len(skipped), backend.name)
+                 "back end %s", run.id if run else plan.run_id, method, len(usable), len(mixed), len(heldout), len(skipped), backend.name)
         if memory:
             log.info("GPU memory plan: %s", memory.note)
         model, tokenizer = load_trainable(base_dir, adapter_dir, settings, backend)
@@ -130,17 +144,24 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
 
         # 4. optimizer steps
         def on_step(steps: list[dict[str, Any]], total: int) -> None:
-            store.update_run(run.id, metrics={"steps": steps})
+            if run is not None:
+                store.update_run(run.id, metrics={"steps": steps})
             report(TrainProgress("train", len(steps), total, f"loss {steps[-1]['loss']:+.4f}", steps[-1]))
 
         train_start = time.perf_counter()
-        steps = run_steps(model, scored, settings, method, score_cfg.micro_batch, on_step)
+        steps = run_steps(model, scored, settings, method, score_cfg.micro_batch, on_step, dist=dist)
         train_s = time.perf_counter() - train_start
+        if run is None:  # another process's shard is trained; process 0 saves, gates and promotes
+            return TrainResult(run_id=plan.run_id, method=method, backend=backend.name, candidate_path="",
+                               trained_ids=[s.id for s in usable], heldout_ids=[], skipped_ids=[],
+                               parent_version=None, steps=steps, summary={"processes": dist.num_processes},
+                               duration_s=time.perf_counter() - started)
 
         # 5. save the candidate, then (only then) consume the samples
         report(TrainProgress("save", 0, 1, "writing the candidate adapter"))
         candidate = _save_candidate(model, run.id, {"run_id": run.id, "method": method, "parent_version": parent,
-                                                    "base_model": entry.name, "backend": backend.name,
+                                                    "base_model": entry.name, "base_sha256": entry.sha256,
+                                                    "backend": backend.name,
                                                     "trained_on": [s.message_id for s in usable]})
         duration = time.perf_counter() - started
         summary.update(backend=backend.name, memory_plan=memory.note if memory else None,
@@ -149,6 +170,7 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
                        n_heldout=len(heldout), n_skipped=len(skipped),
                        steps=len(steps), score_s=round(score_s, 2), train_s=round(train_s, 2),
                        duration_s=round(duration, 2), parent_version=parent,
+                       processes=dist.num_processes if dist is not None else 1,
                        final_loss=steps[-1]["loss"] if steps else None)
         store.update_run(run.id, status="done", candidate_path=str(candidate),
                          metrics={"steps": steps, "summary": summary,
@@ -157,7 +179,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         report(TrainProgress("save", 1, 1, str(candidate)))
     except BaseException as e:
         reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-        store.update_run(run.id, status="failed", error=reason)
+        if run is not None:
+            store.update_run(run.id, status="failed", error=reason)
         if isinstance(e, torch.OutOfMemoryError):
             raise TrainingError("Out of memory while training; lower train_batch_size, train_micro_batch or "
                                 "train_context_tokens.") from e
