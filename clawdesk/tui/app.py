@@ -10,7 +10,8 @@ The rest is by concern, each mixed in or owned here: ``conversations`` (the side
 ``feedback`` (the keys that act on a message), ``loading`` (the model, F4), ``hot_reload`` (a
 promotion or rollback swapped in between turns), ``commands`` (bindings, keymap, help and the
 command palette, all from one table), ``state`` (a message's badges from its feedback rows),
-``memory`` (the preference memory: "What I learned" and the status bar's "learned: …").
+``memory`` (the preference memory: "What I learned" and the status bar's "learned: …"),
+``learn`` (Learn now, F6: a learning pass in a child process, its progress in the status bar).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from . import commands
 from .conversations import ConversationActions
 from .feedback import MessageFeedback
 from .hot_reload import AdapterSwapped, HotReload
+from .learn import LearnNow
 from .loading import ModelLoading, version_label
 from .memory import MemoryActions
 from .screens.help import HelpScreen
@@ -50,7 +52,7 @@ from .widgets.sidebar import Sidebar
 from .widgets.statusbar import StatusBar
 
 
-class ClawDeskApp(ConversationActions, MessageFeedback, MemoryActions, ModelLoading, App[None]):
+class ClawDeskApp(ConversationActions, MessageFeedback, MemoryActions, LearnNow, ModelLoading, App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "ClawDesk"
     BINDINGS = commands.APP_BINDINGS
@@ -128,6 +130,7 @@ class ClawDeskApp(ConversationActions, MessageFeedback, MemoryActions, ModelLoad
     async def on_unmount(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
+        await self.stop_learning()  # a pass in progress unwinds; the next one settles what it left
         # the cancelled turn is logged (partial answer + 'stop') before we close anything
         await asyncio.to_thread(self._turn_idle.wait, 120)
         self.hot_reload.detach()

@@ -1,4 +1,5 @@
-"""F5 / "What I learned": the preference memory, where it goes in the prompt, and its editing.
+"""F5 / "What I learned": the preference memory, where it goes in the prompt, and its editing;
+below it, what the last promoted training pass changed (before/after on recent prompts).
 
 A wish deleted here is out of the very next reply's prompt and is never re-learned from the
 turns it came from (a tombstone, docs/memory.md); ``a`` adds one by hand, ``e`` rewords one.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from rich.text import Text
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ...lifecycle.compare import BeforeAfter
 from ...memory import Memory, where
 from ...records import Wish
 from .editor import LineEditScreen
@@ -26,6 +29,26 @@ def describe(w: Wish) -> str:
     return f"{w.text}\n  {origin}{came}, last confirmed {w.confirmed_at[:10]}"
 
 
+def before_after_widgets(c: BeforeAfter) -> ComposeResult:
+    """The last promotion's answers, prompt by prompt: previous version, then the new one."""
+    yield Label(f"What the last training changed: version {c.version} against {_name(c.before_label)}, "
+                f"on {len(c.prompts)} of your recent prompts ({c.at[:10]}; greedy, up to {c.max_tokens} tokens)",
+                classes="section", id="before-after-title")
+    with VerticalScroll(id="before-after"):
+        for prompt, before, after in zip(c.prompts, c.before, c.after):
+            text = Text()
+            text.append(f"» {prompt}\n", style="bold")
+            text.append(f"before ({c.before_label}): ", style="dim")
+            text.append(f"{before.strip()}\n")
+            text.append(f"after (v{c.version}): ", style="bold green")
+            text.append(after.strip() + ("  (unchanged)" if after.strip() == before.strip() else ""))
+            yield Static(text, classes="pair")
+
+
+def _name(label: str) -> str:
+    return "the base model" if label == "base" else f"version {label.removeprefix('v')}"
+
+
 class MemoryScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape,q", "close", "Close", id="memory_close"),
@@ -34,16 +57,20 @@ class MemoryScreen(ModalScreen[None]):
         Binding("d,delete", "delete", "Delete", id="memory_delete"),
     ]
 
-    def __init__(self, memory: Memory) -> None:
+    def __init__(self, memory: Memory, compared: BeforeAfter | None = None) -> None:
+        """``compared``: the last promoted pass's before/after, if one was kept."""
         super().__init__()
         self.memory = memory
+        self.compared = compared
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="memory"):
+        with Vertical(id="dialog", classes="memory wide" if self.compared else "memory"):
             yield Label("What I learned about you", classes="title")
             yield Label(f"Used in every reply: {where(self.memory.settings.memory_placement)}.", id="where")
             yield Label("", id="empty")
             yield OptionList(markup=False)
+            if self.compared:
+                yield from before_after_widgets(self.compared)
             yield Label("a add · e edit · d delete · Esc close — changes count from the next reply.", classes="hint")
 
     def on_mount(self) -> None:

@@ -1,5 +1,6 @@
 """One line at the bottom: model, adapter version, speed of the last answer, samples waiting
-for training, the last training run — and loading/hot-reload notices."""
+for training, the last training run, a Learn now pass's stage or outcome — and loading/hot-reload
+notices."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class StatusBar(Static):
     tokens_per_s: reactive[float | None] = reactive(None)
     samples_ready: reactive[int] = reactive(0)
     last_run: reactive[str] = reactive("")
+    learning: reactive[str] = reactive("")  # "learning: judge 3/12", then the outcome
 
     def render(self) -> Text:
         parts: list[tuple[str, str]] = []
@@ -27,6 +29,8 @@ class StatusBar(Static):
         parts.append((f"{self.samples_ready} samples ready", ""))
         if self.last_run:
             parts.append((self.last_run, ""))
+        if self.learning:
+            parts.append((self.learning, "bold $accent"))
         if self.notice:
             parts.append((self.notice, "bold red" if self.error else "bold $accent"))
         text = Text(" ")
