@@ -1,8 +1,10 @@
-"""``clawdesk adapters``: the trained versions — list, inspect, roll back, compare answers."""
+"""``clawdesk adapters``: the trained versions — list, inspect, roll back, compare answers, import one
+trained elsewhere."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -99,6 +101,41 @@ def diff(app: AppContext, version: str, other: str | None, count: int, extra: tu
     for i, p in enumerate(prompts):
         table.add_row(p, *(answers[i] for _, answers in columns))
     console.print(table)
+
+
+@adapters.command("import")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-gate", is_flag=True, help="Promote without the gate (warns; rollback undoes it).")
+@click.option("--no-promote", is_flag=True, help="Only check and register it as a run; serve nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+def import_(app: AppContext, folder: Path, no_gate: bool, no_promote: bool, as_json: bool) -> None:
+    """Bring back an adapter trained elsewhere (a GPU server's runs/<id> folder).
+
+    It must fit the chat model here (same base file, architecture and shapes) and llama.cpp must
+    serve it as torch computes it; then it is gated like a nightly candidate and promoted if
+    accepted. A folder that does not fit changes nothing."""
+    from ..lifecycle.import_adapter import import_adapter
+
+    say = (lambda _m: None) if as_json else (lambda m: console.print(f"[dim]{m}[/dim]"))
+    report = import_adapter(app.store, app.settings, folder, gate=not no_gate, promote_it=not no_promote,
+                            progress=say)
+    if as_json:
+        click.echo(json.dumps(report.__dict__, indent=2, default=str))
+        return
+    for w in report.warnings:
+        click.secho(f"Warning: {w}.", fg="yellow", err=True)
+    for line in report.gate.get("reasons", []):
+        click.echo(f"  gate {line}")
+    if report.decision == "promoted":
+        click.secho(f"Imported as run {report.run_id}; version {report.version} is now served.", fg="green", bold=True)
+        click.echo("A running `clawdesk chat` switches to it before its next answer; `clawdesk adapters rollback` "
+                   "undoes it.")
+    elif report.decision == "refused":
+        click.secho(f"Imported as run {report.run_id}, but the gate refused it; nothing changed in what is served.",
+                    fg="yellow", bold=True)
+    else:
+        click.echo(f"Imported as run {report.run_id} (not served): {report.gguf_path}")
 
 
 def register(cli: click.Group) -> None:
