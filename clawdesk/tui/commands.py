@@ -32,7 +32,8 @@ APP_BINDINGS = [
     Binding("f3", "system_prompt", "Persona", id="system_prompt", show=False),
     Binding("f4", "switch_model", "Model", id="switch_model", show=False),
     Binding("f5", "memory", "What I learned", id="memory", show=False),
-    Binding("f6", "learn_now", "Learn now", id="learn_now", show=False),
+    # priority: the prompt's TextArea binds F6 (select line), and the prompt has the focus nearly always
+    Binding("f6", "learn_now", "Learn now", id="learn_now", show=False, priority=True),
     Binding("f8", "export('md')", "Export .md", id="export_markdown", show=False),
     Binding("f9", "export('json')", "Export .json", id="export_json", show=False),
     Binding("f1,question_mark", "help", "Help", id="help"),
