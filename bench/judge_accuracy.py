@@ -10,7 +10,14 @@ with the GBNF grammar, and prints per condition:
 - sign accuracy: on the ±1 cases only, the verdict has the right sign (0 counts as wrong);
 - accuracy per category, and seconds per vote.
 
-    .venv/bin/python bench/judge_accuracy.py [--limit N] [--every K] [--votes M] [--seed S] [--json out.json]
+By default it measures the configured judge (``judge_model``, else the chat model). ``--model NAME``
+(repeatable) measures those registered models instead, ``--all-models`` every model the catalog
+knows (bundled and ``clawdesk models add``-ed): a bigger judge is the remedy docs/benchmarks.md
+points to, so the table there should say which models were measured, and each gets a row. With one
+model the JSON is that model's result (as before); with several, ``{"models": [result, ...]}``.
+
+    .venv/bin/python bench/judge_accuracy.py [--limit N] [--every K] [--votes M] [--seed S]
+        [--model NAME ... | --all-models] [--json out.json]
 """
 
 from __future__ import annotations
@@ -70,15 +77,36 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = setting).")
     ap.add_argument("--only", choices=("grammar", "free"), help="Run one condition only.")
     ap.add_argument("--json", help="Also write the results to this file.")
+    ap.add_argument("--model", action="append", default=[], help="Measure this registered model (repeatable).")
+    ap.add_argument("--all-models", action="store_true", help="Measure every model in the catalog.")
     args = ap.parse_args()
 
     settings = load_settings()
     store = open_store(locations.db_path())
-    entry = (catalog.resolve(store, settings.judge_model) if settings.judge_model
-             else catalog.current_model(store, settings))
-    engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=args.threads or settings.n_threads)
+    if args.all_models:
+        entries = [m for m in catalog.all_models(store) if m.path and Path(m.path).exists()]
+    elif args.model:
+        entries = [catalog.resolve(store, name) for name in args.model]
+    else:
+        entries = [catalog.resolve(store, settings.judge_model) if settings.judge_model
+                   else catalog.current_model(store, settings)]
     cases = load_cases()[:: args.every]
     cases = cases[: args.limit] if args.limit else cases
+    results = [measure(entry, cases, settings, args) for entry in entries]
+    if len(results) > 1:
+        print("\n| judge | condition | valid votes | accuracy | sign accuracy on ±1 cases | s/vote |")
+        print("|---|---|---|---|---|---|")
+        for r in results:
+            for name, c in r["conditions"].items():
+                print(f"| {r['judge_model']} | {name} | {c['valid_vote_rate']:.1%} | {c['accuracy']:.1%} | "
+                      f"{c['sign_accuracy']:.1%} | {c['s_per_vote']:.2f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results[0] if len(results) == 1 else {"models": results}, indent=2))
+
+
+def measure(entry, cases: list[dict], settings, args: argparse.Namespace) -> dict:
+    """Both conditions (or ``--only`` one) for one judge model."""
+    engine = Engine(entry.path, n_ctx=settings.n_ctx, n_threads=args.threads or settings.n_threads)
     labels = defaultdict(int)
     for c in cases:
         labels[c["label"]] += 1
@@ -97,9 +125,8 @@ def main() -> None:
               f"sign accuracy (±1 cases) {r['sign_accuracy']:.1%}  {r['s_per_vote']:.2f} s/vote")
         print("         per category: " + "  ".join(f"{k} {v:.0%}" for k, v in r["per_category"].items()))
         print("         label→verdict: " + "  ".join(f"{k}: {v}" for k, v in r["confusion"].items()))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
     engine.close()
+    return results
 
 
 if __name__ == "__main__":
