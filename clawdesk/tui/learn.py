@@ -81,18 +81,23 @@ class LearnNow:
         self.status.learning = "learning: starting…"
         self._learn_pass()
 
-    @work(exclusive=True, group="learn")
+    @work(exclusive=True, group="learn", exit_on_error=False)
     async def _learn_pass(self: ClawDeskApp) -> None:
-        path = log_path()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            # A session of its own: a signal meant for the terminal's foreground group never
-            # reaches it by accident; it stops only when we ask (``stop_learning``).
-            proc = await asyncio.create_subprocess_exec(*CHILD, stdin=asyncio.subprocess.DEVNULL,
-                                                        stdout=asyncio.subprocess.PIPE, stderr=fd,
-                                                        start_new_session=True)
-        finally:
-            os.close(fd)
+            fd = os.open(log_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                # A session of its own: a signal meant for the terminal's foreground group never
+                # reaches it by accident; it stops only when we ask (``stop_learning``).
+                proc = await asyncio.create_subprocess_exec(*CHILD, stdin=asyncio.subprocess.DEVNULL,
+                                                            stdout=asyncio.subprocess.PIPE, stderr=fd,
+                                                            start_new_session=True)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.status.learning = "learning failed"
+            self.notify(f"Could not start the learning process: {e}", title="Learning failed", severity="error",
+                        timeout=15)
+            return
         self._learn_proc, self._learn_stopping = proc, False
         outcome: dict[str, Any] | None = None
         assert proc.stdout is not None
@@ -101,6 +106,8 @@ class LearnNow:
                 event = json.loads(raw)
             except json.JSONDecodeError:
                 continue  # not ours (a library printing to stdout); stderr has the details
+            if not isinstance(event, dict):
+                continue
             if "outcome" in event:
                 outcome = event
             elif "stage" in event and self.is_running:
