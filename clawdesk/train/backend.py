@@ -120,6 +120,9 @@ def load_base(base_dir: Path, backend: Backend) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {}
+    # This process's GPU: 0 alone, or under `accelerate launch` the one accelerate selected for
+    # it (torch.cuda.set_device(local rank)) — never every process on GPU 0.
+    gpu = torch.cuda.current_device() if backend.device == "cuda" else None
     if backend.quantized:
         from transformers import AutoConfig, BitsAndBytesConfig
 
@@ -127,7 +130,7 @@ def load_base(base_dir: Path, backend: Backend) -> tuple[Any, Any]:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
             bnb_4bit_use_double_quant=True)
-        kwargs["device_map"] = {"": 0 if backend.device == "cuda" else "cpu"}
+        kwargs["device_map"] = {"": gpu if backend.device == "cuda" else "cpu"}
         kwargs["dtype"] = compute
         # The dequantised-GGUF cache still names GGUF as its "quantisation"; bitsandbytes must
         # replace it, and transformers refuses two quantisation configs.
@@ -136,7 +139,7 @@ def load_base(base_dir: Path, backend: Backend) -> tuple[Any, Any]:
             del config.quantization_config
         kwargs["config"] = config
     elif backend.device == "cuda":
-        kwargs["dtype"], kwargs["device_map"] = torch.bfloat16, {"": 0}  # straight onto the GPU
+        kwargs["dtype"], kwargs["device_map"] = torch.bfloat16, {"": gpu}  # straight onto the GPU
     else:
         kwargs["dtype"] = torch.float32
     try:

@@ -144,8 +144,9 @@ def plan_memory(shape: ModelShape, backend: str, free_bytes: int, context: int, 
         f"Use {advice} (docs/gpu.md).")
 
 
-def free_gpu_bytes(device: int = 0) -> int:
-    """Free memory on a CUDA device now (what other processes left us). CUDA only."""
+def free_gpu_bytes(device: int | None = None) -> int:
+    """Free memory on a CUDA device now (what other processes left us). CUDA only. None: this
+    process's current device — under `accelerate launch`, its own GPU, not GPU 0."""
     import torch
 
     free, _total = torch.cuda.mem_get_info(device)
