@@ -34,8 +34,11 @@ GENERAL = ["What is the capital of France?", "Give me a tip for sleeping better.
            "How can I save money on groceries?"]
 BOUND = 0.10  # nats per token: the personalisation benchmark's regression bound
 # A schedule strong enough to show the collapse on 8 samples (the prototype's: several epochs of
-# small batches), shared by both runs so that only the anchors differ.
-SCHEDULE = dict(train_lr=1e-3, train_batch_size=4, train_epochs=3, train_heldout_fraction=0.0)
+# small batches), shared by both runs so that only the anchors differ. Both train the −1s' RL term
+# (train_w_unguided_negative = 1): by default a 👎 without a correction has none at all
+# (tests/test_train_context.py), and these anchors are what holds when one does.
+SCHEDULE = dict(train_lr=1e-3, train_batch_size=4, train_epochs=3, train_heldout_fraction=0.0,
+                train_w_unguided_negative=1.0)
 REFERENCE = dict(train_kl_coef=0.0, train_mix_positives=0, train_w_demo=0.0, train_w_rl=1.0)
 
 

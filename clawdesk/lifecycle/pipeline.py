@@ -94,12 +94,15 @@ def run_pipeline(store: Store, settings: Settings, trigger: str = "manual", meth
             return report
 
         t = time.perf_counter()
+        context = _context_samples(store, settings, say)
+        seconds["context"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
 
         def on_train(p: TrainProgress) -> None:
             say(f"train:{p.phase}", p.done, p.total, p.message)
 
         try:
-            result = train_pass(store, settings, progress=on_train, method=method)
+            result = train_pass(store, settings, progress=on_train, method=method, context=context)
         except TrainingError as e:
             seconds["train"] = round(time.perf_counter() - t, 2)
             report = PipelineReport(trigger, "skipped", str(e), judge=judge_info, seconds=seconds)
@@ -138,6 +141,21 @@ def _learn_wishes(store: Store, settings: Settings, judge_engine, say: Progress)
     return len(learned)
 
 
+def _context_samples(store: Store, settings: Settings, say: Progress) -> list:
+    """The memory's context-distillation samples (train/context.py): the served model answers the
+    recent prompts afresh, without the memory. Like the memory's judge, a failure here must not
+    cost the night's training on the feedback."""
+    from ..errors import ClawDeskError
+    from ..train.context import context_samples
+
+    try:
+        return context_samples(store, settings, progress=lambda done, total: say(
+            "context", done, total, "answering recent prompts without the memory (context distillation)"))
+    except ClawDeskError as e:
+        log.warning("context distillation skipped: %s", e)
+        return []
+
+
 def _train_info(result: TrainResult) -> dict[str, Any]:
     return {"method": result.method, "backend": result.backend, "steps": len(result.steps),
             "trained": len(result.trained_ids), "heldout": len(result.heldout_ids), **result.summary}
@@ -167,6 +185,7 @@ def _decide(store: Store, settings: Settings, result: TrainResult, trigger: str,
 
     t = time.perf_counter()
     trained_on = [store.get_sample(i).message_id for i in result.trained_ids]
+    trained_on += result.summary.get("context_message_ids") or []  # forgetting them flags this version too
     adapter = promote(store, settings, Path(result.candidate_path), _base_gguf(store, settings),
                       cases, run_id=result.run_id, metrics={"gate": gate_info, "train": train_info},
                       trained_on=trained_on, progress=lambda m: say("promote", 0, 1, m))

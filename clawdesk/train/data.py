@@ -9,14 +9,20 @@
   ``mix_positives`` tops such a pass up with the user's earlier positively-rated turns, already
   trained on, so the RL term also has something to pull toward (docs/method.md §7.4).
 - A method uses the samples it has a term for: ``rl`` those with a reward, ``opd`` those with a
-  hint, ``combined`` either; demonstrations only when ``w_demo`` > 0. The others stay 'ready'.
+  hint, ``combined`` either; demonstrations only when ``w_demo`` > 0, context-distillation samples
+  (train/context.py) only when ``w_context`` > 0. The others stay 'ready'.
+- A 👎 without a correction says what not to do, never what to do. Pushed down alone, its reply
+  drags the small model's ordinary text down with it (a thumbs-only user: ΔNLL +0.34 to +0.40 for
+  no gain, docs/choosing-defaults.md). ``guide_negatives`` scales such a sample's RL term by
+  ``train_w_unguided_negative``; its reason and comment still teach as hints, and the memory they
+  filled teaches through context distillation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..records import Sample
 from ..settings import Settings
@@ -29,6 +35,7 @@ class MethodWeights:
     w_rl: float
     w_opd: float
     w_demo: float
+    w_context: float = 0.0
 
 
 def method_weights(method: str, settings: Settings) -> MethodWeights:
@@ -37,7 +44,19 @@ def method_weights(method: str, settings: Settings) -> MethodWeights:
         raise ValueError(f"unknown method {method!r}")
     return MethodWeights(w_rl=settings.train_w_rl if method in ("combined", "rl") else 0.0,
                          w_opd=settings.train_w_opd if method in ("combined", "opd") else 0.0,
-                         w_demo=settings.train_w_demo)
+                         w_demo=settings.train_w_demo, w_context=settings.train_w_context)
+
+
+def guide_negatives(samples: list[Sample], weight: float) -> list[Sample]:
+    """Copies of ``samples`` where a −1 whose turn has no demonstration (no correction) has its
+    reward scaled by ``weight`` (0: no RL term; the sample still trains if it has a hint). The
+    stored samples are not changed: the scaling is the pass's, not the user's verdict."""
+    if weight == 1.0:
+        return list(samples)
+    corrected = {s.message_id for s in samples if s.source == "demo"}
+    return [replace(s, reward=s.reward * weight)
+            if s.source != "demo" and (s.reward or 0) < 0 and s.message_id not in corrected else s
+            for s in samples]
 
 
 def _rank(seed: int, message_id: int) -> str:
@@ -61,6 +80,8 @@ def skip_reason(sample: Sample, weights: MethodWeights, anchor_to_base: bool = F
         return "no logged token ids"
     if sample.source in ("demo", "transfer"):  # transfer: a correction's edit on another reply
         return None if weights.w_demo > 0 else "demonstration with w_demo = 0"
+    if sample.source == "context":
+        return None if weights.w_context > 0 and sample.hints else "context sample with w_context = 0"
     has_reward = bool(sample.reward) and weights.w_rl > 0
     has_hint = bool(sample.hints) and bool(sample.prompt_messages) and weights.w_opd > 0
     anchored = anchor_to_base and bool(sample.reward) and weights.w_opd > 0

@@ -14,6 +14,10 @@ averaged over the sample's response tokens, then over the batch (``sum of sample
 so a long answer weighs as much as a short one. A demonstration sample (a user's corrected
 answer, off-policy) contributes only ``w_demo`` · NLL of its tokens, optionally weighted toward
 the tokens the user changed (``demo_weights``, mean 1 per sample; scoring.edit_weights).
+A context-distillation sample (train/context.py: the model's own reply to a logged prompt, the
+teacher being the same weights with the preference memory in the prompt) is top-k OPD too, weighted
+``w_context`` instead of ``w_opd`` and logged apart (``context_loss``), so a run shows what the
+memory taught separately from what the night's hints did.
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ class LossConfig:
     w_rl: float = 1.0
     w_opd: float = 1.0
     w_demo: float = 0.0
+    w_context: float = 0.0
     kl_coef: float = 0.0
     eps: float = 0.2
     eps_high: float = 0.28
@@ -173,6 +178,7 @@ class LossBatch:
     support_mask: Tensor  # [B, T, K] bool
     ref_logp: Tensor | None = None  # log π_ref(a_t), needed when kl_coef > 0
     demo_weights: Tensor | None = None  # [B, T] per-token demonstration weights (1 = plain NLL)
+    is_context: Tensor | None = None  # [B] bool: context distillation (OPD weighted w_context); None = none
 
 
 def combined_loss(b: LossBatch, cfg: LossConfig) -> tuple[Tensor, dict[str, float]]:
@@ -205,7 +211,10 @@ def combined_loss(b: LossBatch, cfg: LossConfig) -> tuple[Tensor, dict[str, floa
     else:
         raise ValueError(f"unknown OPD variant {cfg.opd_variant!r}")
 
-    token = cfg.w_rl * rl_loss + cfg.w_opd * opd_loss
+    is_context = b.is_context if b.is_context is not None else torch.zeros_like(b.is_demo)
+    context_loss = torch.where(is_context[:, None], opd_loss, zero)
+    feedback_opd = torch.where(is_context[:, None], zero, opd_loss)
+    token = cfg.w_rl * rl_loss + cfg.w_opd * feedback_opd + cfg.w_context * context_loss
     kl_ref = zero
     if cfg.kl_coef > 0:
         if b.ref_logp is None:
@@ -224,7 +233,9 @@ def combined_loss(b: LossBatch, cfg: LossConfig) -> tuple[Tensor, dict[str, floa
             "samples": float(b.mask.shape[0]),
             "tokens": float(mask.sum()),
             "rl_loss": float(sample_means(rl_loss, mask).sum()),
-            "opd_loss": float(sample_means(opd_loss, mask).sum()),
+            "opd_loss": float(sample_means(feedback_opd, mask).sum()),
+            "context_loss": float(sample_means(context_loss, mask).sum()),
+            "context_samples": float(is_context.sum()),
             "demo_loss": float(sample_means(demo, mask).sum()),
             "kl_ref": float(kl_ref.sum()),
             "kl_old": float(torch.where(on_policy, k3_kl(b.logp, b.old_logp), zero).sum()),

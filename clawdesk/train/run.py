@@ -3,7 +3,9 @@
 The algorithm (docs/method.md §3–§5), top to bottom:
 
 1. **Data.** Take the ready samples; hold out a seeded part for the promotion gate (by turn, so a
-   turn and its demonstration stay together); keep those the method has a term for.
+   turn and its demonstration stay together); keep those the method has a term for. A 👎 without
+   a correction has its RL term scaled by ``train_w_unguided_negative`` (data.guide_negatives).
+   The context-distillation samples the caller made (train/context.py) join the training side only.
 2. **Model.** Base weights (the served GGUF dequantised, or the manifest's HF checkpoint) with the
    currently promoted adapter loaded as the starting LoRA — learning accumulates across runs. The
    back end is chosen automatically (QLoRA on CUDA, LoRA on the CPU) and recorded.
@@ -46,7 +48,7 @@ from ..errors import PipelineBusy, TrainingError
 from ..records import Sample, TrainProgress, TrainResult
 from ..settings import Settings, describe
 from ..store import Store
-from .data import METHODS, method_weights, mix_positives, skip_reason, split_heldout
+from .data import METHODS, guide_negatives, method_weights, mix_positives, skip_reason, split_heldout
 from . import distributed
 from .device_plan import fit_to_device
 from .teacher import load_teacher, release
@@ -62,11 +64,12 @@ Progress = Callable[[TrainProgress], None]
 
 def train_pass(store: Store, settings: Settings, progress: Progress | None = None, method: str | None = None,
                *, limit: int | None = None, samples: list[Sample] | None = None,
-               plan: distributed.Plan | None = None) -> TrainResult:
+               plan: distributed.Plan | None = None, context: list[Sample] | None = None) -> TrainResult:
     """Run one training pass and return the candidate (see the module docstring).
 
     ``samples`` overrides the store's ready samples (benchmarks compare methods on the same set);
-    ``limit`` caps how many ready samples are read. Under several processes (train/distributed.py)
+    ``limit`` caps how many ready samples are read; ``context``: context-distillation samples
+    (``train.context.context_samples``), trained on but never stored, held out or marked used. Under several processes (train/distributed.py)
     process 0 picks the data and does every write; the others get ``plan`` from it, train their
     shards and write nothing.
     """
@@ -87,24 +90,28 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
 
     # 1. data (process 0 picks it; the others get it in the plan)
     weights = method_weights(method, settings)
+    context = [s for s in context or [] if skip_reason(s, weights) is None]
     if plan is None:
         pool = samples if samples is not None else store.samples(status="ready", limit=limit)
-        if not pool:
+        if not pool and not context:
             raise TrainingError("No ready samples to train on; rate some replies (thumbs, corrections) and judge "
                                 "them first.")
+        pool = guide_negatives(pool, settings.train_w_unguided_negative)
         train_pool, heldout = split_heldout(pool, settings.train_heldout_fraction, settings.train_seed)
         usable = [s for s in train_pool if skip_reason(s, weights, settings.train_anchor_to_base) is None]
         skipped = [s for s in train_pool if s not in usable]
         mixed = [s for s in mix_positives(usable, store.samples(status="used") if samples is None else [],
                                           settings.train_mix_positives, {s.message_id for s in heldout})
                  if skip_reason(s, weights, settings.train_anchor_to_base) is None]
-        if not usable:
+        if not usable and not context:
             raise TrainingError(f"None of the {len(train_pool)} training samples has a term under method '{method}' "
                                 f"({len(heldout)} more are held out); collect more feedback or try --method combined.")
         parent = store.served_version()
         adapter_dir = store.get_adapter(parent).path if parent is not None else None
-    else:  # the same list in the same order as process 0 scores it
-        usable, mixed, heldout, skipped = plan.samples, [], [], []
+    else:
+        # the same list in the same order as process 0 scores it: usable + mixed, then context
+        usable, mixed, heldout, skipped = [s for s in plan.samples if s.source != "context"], [], [], []
+        context = [s for s in plan.samples if s.source == "context"]
         parent, adapter_dir = None, plan.adapter_dir
 
     # 2. model
@@ -113,7 +120,7 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
     settings, memory = fit_to_device(base_dir, backend.name, backend.device, settings)  # CUDA: what fits
     if plan is None:
         run = store.start_run(method, _run_settings(settings, method, backend.name, entry.name, parent), len(usable))
-        distributed.send_plan(distributed.Plan(run.id, method, usable + mixed, adapter_dir))
+        distributed.send_plan(distributed.Plan(run.id, method, usable + mixed + context, adapter_dir))
     else:
         run = None
     old_threads = torch.get_num_threads()
@@ -131,8 +138,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         # 3. score every sample once under π_old
         score_cfg = score_config(settings, weights, backend.device)
         score_start = time.perf_counter()
-        teacher = load_teacher(store, settings, tokenizer) if weights.w_opd > 0 else None  # teacher_model
-        scored = score_samples(model, tokenizer, usable + mixed, score_cfg, store, lambda done, total: report(
+        teacher = load_teacher(store, settings, tokenizer) if weights.w_opd > 0 or context else None  # teacher_model
+        scored = score_samples(model, tokenizer, usable + mixed + context, score_cfg, store, lambda done, total: report(
             TrainProgress("score", done, total, "scoring student and teacher log-probs")), teacher)
         release(teacher)
         teacher = None
@@ -162,11 +169,12 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         candidate = _save_candidate(model, run.id, {"run_id": run.id, "method": method, "parent_version": parent,
                                                     "base_model": entry.name, "base_sha256": entry.sha256,
                                                     "backend": backend.name,
-                                                    "trained_on": [s.message_id for s in usable]})
+                                                    "trained_on": [s.message_id for s in usable + context]})
         duration = time.perf_counter() - started
         summary.update(backend=backend.name, memory_plan=memory.note if memory else None,
                        teacher_model=settings.teacher_model or None,
-                       n_train=len(usable), n_mixed_positives=len(mixed),
+                       n_train=len(usable), n_mixed_positives=len(mixed), n_context=len(context),
+                       context_message_ids=sorted({s.message_id for s in context}),
                        n_heldout=len(heldout), n_skipped=len(skipped),
                        steps=len(steps), score_s=round(score_s, 2), train_s=round(train_s, 2),
                        duration_s=round(duration, 2), parent_version=parent,
@@ -221,7 +229,7 @@ def _scoring_summary(scored: list[Scored], samples: list[Sample], tokenizer: Any
     alone often differ in multi-turn conversations: the logged prompt keeps the exact tokens the
     model sampled in its earlier replies (e.g. one "\n\n" token), which re-tokenising the same text
     splits differently (two "\n"). That is counted, not warned about."""
-    hinted = [s for s in scored if s.has_hint]
+    hinted = [s for s in scored if s.has_hint and not s.is_context]
     chosen = [s.overlaps[s.hint_index] for s in hinted if s.hint_index is not None and s.overlaps]
     mismatch = retokenised = 0
     for s in samples:
@@ -241,6 +249,7 @@ def _scoring_summary(scored: list[Scored], samples: list[Sample], tokenizer: Any
         "hinted_samples": len(hinted),
         "rewarded_samples": sum(1 for s in scored if s.reward and not s.is_demo),
         "demo_samples": sum(1 for s in scored if s.is_demo),
+        "context_samples": sum(1 for s in scored if s.is_context),
         "mean_topk_overlap": round(sum(chosen) / len(chosen), 4) if chosen else None,
         "truncated_samples": sum(1 for s in scored if s.truncated),
         "template_mismatches": mismatch,

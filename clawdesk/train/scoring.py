@@ -39,6 +39,7 @@ class ScoreConfig:
     teacher: str = "served"  # served | base
     context_tokens: int = 1024
     use_opd: bool = True  # score teachers at all (False for the RL-only ablation)
+    use_context: bool = False  # score context-distillation samples' memory teacher (w_context > 0)
     need_ref: bool = False  # k3 KL to the base weights
     anchor_to_base: bool = False  # rewarded, hint-less samples: the base model as teacher
     micro_batch: int = 1
@@ -67,6 +68,7 @@ class Scored:
     overlaps: list[float] = field(default_factory=list)  # mean |S^q ∩ S^p| per position, per hint
     truncated: int = 0  # context tokens cut from the left
     token_weights: Tensor | None = None  # [T], demos only: per-token NLL weights, mean 1 (edit_weights)
+    is_context: bool = False  # context distillation (train/context.py): the memory is the "hint"
 
     @property
     def has_hint(self) -> bool:
@@ -84,6 +86,15 @@ def teacher_messages(messages: list[dict[str, str]], hint: str) -> list[dict[str
             m["content"] = m["content"] + HINT_TAG + hint
             return out
     return None
+
+
+def _teacher_context(sample: Sample, hint: str) -> list[dict[str, str]] | None:
+    """The teacher's messages: for a turn, its messages with the hint under the hint tag; for a
+    context-distillation sample, the messages as served with the memory note (train/context.py
+    keeps them on the sample), while the student's prompt is the same turn without it."""
+    if sample.source == "context":
+        return getattr(sample, "teacher_messages", None) or None
+    return teacher_messages(sample.prompt_messages, hint)
 
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
@@ -213,10 +224,11 @@ def score_sample(model: Any, tokenizer: Any, sample: Sample, cfg: ScoreConfig,
 
     teachers: list[Tensor] = []
     hints: list[str] = []
-    if cfg.use_opd and sample.hints and sample.prompt_messages:
+    scored.is_context = sample.source == "context"
+    if (cfg.use_context if scored.is_context else cfg.use_opd) and sample.hints and sample.prompt_messages:
         pairs = []
         for hint in sample.hints:
-            msgs = teacher_messages(sample.prompt_messages, hint)
+            msgs = _teacher_context(sample, hint)
             if msgs is None:
                 continue
             t_prompt, _, _ = fit_context(render_prompt(tokenizer, msgs), response, cfg.context_tokens)

@@ -39,7 +39,7 @@ def score_config(settings: Settings, weights: MethodWeights, device: str) -> Sco
     ``demo_copy_weight``)."""
     return ScoreConfig(
         topk=settings.train_topk, support=settings.train_support, teacher=settings.train_teacher,
-        context_tokens=settings.train_context_tokens, use_opd=weights.w_opd > 0,
+        context_tokens=settings.train_context_tokens, use_opd=weights.w_opd > 0, use_context=weights.w_context > 0,
         need_ref=settings.train_kl_coef > 0, anchor_to_base=settings.train_anchor_to_base,
         micro_batch=micro_batch_size(settings, device), demo_copy_weight=settings.train_demo_copy_weight)
 
@@ -55,7 +55,7 @@ def micro_batch_size(settings: Settings, device: str) -> int:
 def loss_config(settings: Settings, method: str) -> LossConfig:
     """The objective's weights and clips for ``method`` ('rl' and 'opd' zero the other term)."""
     w = method_weights(method, settings)
-    return LossConfig(w_rl=w.w_rl, w_opd=w.w_opd, w_demo=w.w_demo, kl_coef=settings.train_kl_coef,
+    return LossConfig(w_rl=w.w_rl, w_opd=w.w_opd, w_demo=w.w_demo, w_context=w.w_context, kl_coef=settings.train_kl_coef,
                       eps=settings.train_eps, eps_high=settings.train_eps_high,
                       diff_clip=settings.train_diff_clip, opd_variant=settings.train_opd_variant)
 
@@ -209,7 +209,8 @@ def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
         teacher_logp=pad(teacher), support_logp=pad(sup), support_old_logp=pad(sup_old),
         support_teacher_logp=pad(sup_teacher), support_mask=pad(sup_mask),
         ref_logp=pad(ref),  # π_old where no reference was scored (demos, which get no KL term)
-        demo_weights=pad(demo_w) if any(s.token_weights is not None for s in items) else None)
+        demo_weights=pad(demo_w) if any(s.token_weights is not None for s in items) else None,
+        is_context=torch.tensor([s.is_context for s in items], device=device))
 
 
 def step_metrics(loss: float, t: dict[str, float], batch_size: int, grad_norm: float, seconds: float,
@@ -224,6 +225,7 @@ def step_metrics(loss: float, t: dict[str, float], batch_size: int, grad_norm: f
         "rl_loss": round(t["rl_loss"] / batch_size, 6),
         "opd_loss": round(t["opd_loss"] / batch_size, 6),
         "demo_loss": round(t["demo_loss"] / batch_size, 6),
+        "context_loss": round(t.get("context_loss", 0.0) / batch_size, 6),
         "reward_mean": ratio("reward_sum", "rl_samples"),
         "opd_adv_mean": ratio("opd_adv_sum", "opd_positions"),
         "clip_frac": round((t["rl_clipped"] + t["opd_clipped"]) / clip_den, 6) if clip_den else None,
