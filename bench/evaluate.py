@@ -4,7 +4,9 @@
 paper's personal-agent evaluation), ``samples`` replies per prompt at the chat temperature with
 fixed seeds, scored by the scenario's program. The replies are generated on an ``Engine`` opened
 from the store — so on the promoted version — and never logged: held-out turns must not become
-training samples.
+training samples. Read twice when the preference memory holds wishes: ``note`` None gives the
+*weights only* (what training taught), the memory's note placed as the chat places it gives what
+the user actually gets (weights + memory in the prompt).
 
 **Regression check (ΔNLL).** The base model's own greedy replies to a fixed set of general
 prompts are computed once; after each update their mean per-token NLL is computed in torch under
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clawdesk.engine import Engine
+from clawdesk.records import MemoryNote
 from clawdesk.settings import Settings
 from clawdesk.store import Store
 from clawdesk.train.answers import words
@@ -51,8 +54,9 @@ class HeldoutScore:
 
 
 def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], samples: int, seed: int,
-                  settings: Settings, max_tokens: int) -> HeldoutScore:
-    """Score ``samples`` first replies per prompt (seeds fixed by prompt index and sample)."""
+                  settings: Settings, max_tokens: int, note: MemoryNote | None = None) -> HeldoutScore:
+    """Score ``samples`` first replies per prompt (seeds fixed by prompt index and sample); with
+    ``note``, the memory in the prompt as served (the same seeds, so the two readings pair up)."""
     import time
 
     start = time.perf_counter()
@@ -60,6 +64,8 @@ def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], sam
     for i, prompt in enumerate(prompts):
         messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
         messages.append({"role": "user", "content": prompt.text})
+        if note is not None:
+            messages = note.apply(messages)
         for j in range(samples):
             gen = engine.generate(messages, temperature=settings.temperature, top_p=settings.top_p,
                                   top_k=settings.top_k, repeat_penalty=settings.repeat_penalty,

@@ -16,7 +16,13 @@ machine. For each scenario (``bench/scenarios/*.toml``) and seed:
 
 Every method starts from the same point: the base score and the first session's turns are made
 once, then the whole ClawDesk home is copied for each method. Each home is a temp dir — never the
-user's data. Settings can be overridden for ablations (``--set train_lr=3e-4``).
+user's data. Settings can be overridden for ablations (``--set train_lr=3e-4``), for every method
+or for one *arm* (``--arm ctx-off:train_w_context=0``: the first method with those settings, from
+the same start — the fair comparison of one term on and off).
+
+Held-out scores are read twice once the preference memory holds wishes: ``score`` with the weights
+only (the memory removed: what training taught) and ``memory_score`` with the memory in the prompt
+as the chat places it (what the user actually gets). At update 0 the memory is empty: they agree.
 
 Scores: ``score`` counts a reply only when it follows the preference AND still answers the
 question (a reply that complies by saying nothing scores 0); ``compliance`` is kept separately.
@@ -24,6 +30,7 @@ question (a reply that complies by saying nothing scores 0); ``compliance`` is k
     .venv/bin/python bench/personalize.py --quick
     .venv/bin/python bench/personalize.py --methods combined,rl,opd --updates 4 --seeds 0,1
     .venv/bin/python bench/personalize.py --scenarios brief --set train_w_demo=1.0 --set train_lr=3e-4
+    .venv/bin/python bench/personalize.py --scenarios brief,greet --method combined --arm ctx-off:train_w_context=0
     .venv/bin/python bench/personalize.py --merge /tmp/a/personalize-2*.json /tmp/b/personalize-2*.json
 
 Outputs: a Markdown table on stdout, ``bench/results/personalize-<time>.json`` and a PNG plot of
@@ -76,6 +83,17 @@ class Config:
     prompts_per_conversation: int = 3
     overrides: dict[str, Any] | None = None
     quick: bool = False
+    arms: dict[str, dict[str, Any]] | None = None  # label → settings; run with the first method
+
+    def labels(self) -> list[str]:
+        """What the results are keyed by: the methods, then the arms."""
+        return list(self.methods) + list(self.arms or {})
+
+    def arm(self, label: str) -> tuple[str, dict[str, Any]]:
+        """(method, extra settings) of a method or an arm."""
+        if label in (self.arms or {}):
+            return self.methods[0], dict(self.arms[label])
+        return label, {}
 
 
 QUICK = dict(scenarios=["plain", "brief"], methods=["combined"], updates=1, turns=8, heldout=4, samples=2,
@@ -96,10 +114,10 @@ def write_settings(home: Path, values: dict[str, Any]) -> None:
     path.write_text(tomli_w.dumps(values), encoding="utf-8")
 
 
-def home_settings(home: Path, cfg: Config, seed: int):
+def home_settings(home: Path, cfg: Config, seed: int, extra: dict[str, Any] | None = None):
     from clawdesk.settings import load_settings
 
-    values = {**BENCH_SETTINGS, "train_seed": seed, "judge_seed": seed, **(cfg.overrides or {})}
+    values = {**BENCH_SETTINGS, "train_seed": seed, "judge_seed": seed, **(cfg.overrides or {}), **(extra or {})}
     write_settings(home, values)
     return load_settings(env={})  # the user's CLAWDESK_* variables do not leak into a benchmark
 
@@ -128,6 +146,12 @@ class Point:
     # ΔNLL after each reply's first gate_skip_opening_tokens tokens: the gate's reading (None in
     # results from before it was measured)
     delta_nll_rest: float | None = None
+    # The same held-out prompts with the preference memory in the prompt as served (None in
+    # results from before it was measured); memory_note: its words (None: the memory was empty)
+    memory_score: float | None = None
+    memory_compliance: float | None = None
+    memory_answers: float | None = None
+    memory_note: str | None = None
 
 
 class ScenarioRun:
@@ -152,9 +176,10 @@ class ScenarioRun:
         stats = user.session(self.cfg.turns)
         return stats, time.perf_counter() - start
 
-    def _heldout(self, engine, settings):
+    def _heldout(self, engine, settings, note=None):
         prompts = self.scenario.heldout[: self.cfg.heldout]
-        return score_heldout(engine, self.scenario, prompts, self.cfg.samples, self.seed, settings, self.cfg.max_tokens)
+        return score_heldout(engine, self.scenario, prompts, self.cfg.samples, self.seed, settings, self.cfg.max_tokens,
+                             note)
 
     def start(self) -> tuple[Point, SessionStats, float]:
         """Base score and the first session, in the shared home every method copies."""
@@ -190,19 +215,21 @@ class ScenarioRun:
                 store.close()
         point = Point(0, held.score, held.compliance, held.answers, held.mean_words, nll, 0.0, None, None, 0, 0,
                       {"heldout_s": round(held.seconds, 2), "nll_s": round(nll_s, 2)}, examples=held.examples,
-                      delta_nll_rest=0.0)
+                      delta_nll_rest=0.0, memory_score=held.score, memory_compliance=held.compliance,
+                      memory_answers=held.answers)
         return point, stats, sim_s
 
-    def run_method(self, method: str, base: Point, first: SessionStats, first_s: float) -> list[Point]:
+    def run_method(self, label: str, base: Point, first: SessionStats, first_s: float) -> list[Point]:
         from clawdesk import locations
         from clawdesk.chat import open_engine
         from clawdesk.store import open_store
 
-        home = self.root / method
+        method, extra = self.cfg.arm(label)
+        home = self.root / label
         shutil.copytree(self.root / "start", home, symlinks=True)
         points = [base]
         with isolated_home(home):
-            settings = home_settings(home, self.cfg, self.seed)
+            settings = home_settings(home, self.cfg, self.seed, extra)
             store = open_store(locations.db_path())
             try:
                 fb, turns = 0, 0
@@ -216,7 +243,7 @@ class ScenarioRun:
                         finally:
                             engine.close()
                     fb, turns = fb + stats.feedback_turns, turns + stats.turns
-                    say(f"[{self.scenario.name} seed {self.seed} {method}] update {u}/{self.cfg.updates}: "
+                    say(f"[{self.scenario.name} seed {self.seed} {label}] update {u}/{self.cfg.updates}: "
                         f"{stats.turns} turns ({stats.feedback_turns} with feedback, online score "
                         f"{stats.to_dict()['mean_score'] or 0.0:.2f}); running the pipeline")
                     before = store.served_version()
@@ -226,38 +253,44 @@ class ScenarioRun:
                     point.timings.update(simulate_s=round(sim_s, 2))
                     point.session = stats.to_dict()
                     points.append(point)
-                    say(f"[{self.scenario.name} seed {self.seed} {method}] update {u}: "
+                    say(f"[{self.scenario.name} seed {self.seed} {label}] update {u}: "
                         f"{'promoted v' + str(point.version) if point.promoted else 'not promoted'}"
                         f"{' (' + outcome.error + ')' if outcome.error else ''}; score {point.score:.2f} "
                         f"(compliance {point.compliance:.2f}, ΔNLL {fmt_delta(point.delta_nll)}, "
-                        f"after the opening {fmt_delta(point.delta_nll_rest)})")
+                        f"after the opening {fmt_delta(point.delta_nll_rest)}; with the memory "
+                        f"{point.memory_score:.2f})")
             finally:
                 store.close()
         return points
 
     def _after_update(self, u: int, store, settings, outcome: UpdateOutcome, before: int | None, prev: Point) -> Point:
         from clawdesk.chat import open_engine
+        from clawdesk.memory import Memory
 
         served = store.served_version()
         pipeline = asdict(outcome)
         timings = {"pipeline_s": round(outcome.seconds, 2), **{f"pipeline.{k}": v for k, v in outcome.stage_seconds.items()}}
-        if served == before:  # refused or failed: the same weights as before, so the same scores
-            return Point(u, prev.score, prev.compliance, prev.answers, prev.mean_words, prev.nll, prev.delta_nll,
-                         served, False, 0, 0, timings, pipeline=pipeline, examples=prev.examples,
-                         delta_nll_rest=prev.delta_nll_rest)
+        note = Memory(store, settings).note()
         engine = open_engine(store, settings)  # a fresh Engine: it loads the promoted version
         try:
-            held = self._heldout(engine, settings)
+            held = self._heldout(engine, settings) if served != before else None
+            with_memory = self._heldout(engine, settings, note) if note is not None else (held or prev)
             model_path = engine.model_path
         finally:
             engine.close()
+        memory = dict(memory_score=with_memory.score, memory_compliance=with_memory.compliance,
+                      memory_answers=with_memory.answers, memory_note=note.text if note else None)
+        if held is None:  # refused or failed: the same weights as before, so the same weights-only scores
+            return Point(u, prev.score, prev.compliance, prev.answers, prev.mean_words, prev.nll, prev.delta_nll,
+                         served, False, 0, 0, timings, pipeline=pipeline, examples=prev.examples,
+                         delta_nll_rest=prev.delta_nll_rest, **memory)
         nll_start = time.perf_counter()
         base_model = _base_model_path(store, settings) or model_path
         nll = served_nll(store, base_model, self.nll_pairs or [], settings.gate_skip_opening_tokens)
         timings.update(heldout_s=round(held.seconds, 2), nll_s=round(time.perf_counter() - nll_start, 2))
         delta, delta_rest = nll.minus(self.base_nll)
         return Point(u, held.score, held.compliance, held.answers, held.mean_words, nll.whole, delta, served, True,
-                     0, 0, timings, pipeline=pipeline, examples=held.examples, delta_nll_rest=delta_rest)
+                     0, 0, timings, pipeline=pipeline, examples=held.examples, delta_nll_rest=delta_rest, **memory)
 
 
 def _base_model_path(store, settings) -> str | None:
@@ -292,7 +325,7 @@ def run(cfg: Config, workdir: Path) -> dict[str, Any]:
             sr = ScenarioRun(scenario, seed, cfg, workdir, nll_pairs, base_nll)
             base, first, first_s = sr.start()
             nll_pairs, base_nll = sr.nll_pairs, sr.base_nll
-            for method in cfg.methods:
+            for method in cfg.labels():
                 points = sr.run_method(method, base, first, first_s)
                 runs.append({"scenario": scenario.name, "preference": scenario.preference, "seed": seed,
                              "method": method, "points": [asdict(p) for p in points]})
@@ -321,6 +354,11 @@ def build_config(args: argparse.Namespace) -> Config:
         if value is not None:
             setattr(cfg, name, value)
     cfg.overrides = {**(QUICK_SETTINGS if args.quick else {}), **parse_overrides(args.set or [])}
+    for item in args.arm or []:
+        label, sep, values = item.partition(":")
+        if not sep or not label or label in METHODS:
+            raise SystemExit(f"--arm expects LABEL:NAME=VALUE[,NAME=VALUE…] with a label that is not a method; got {item!r}")
+        cfg.arms = {**(cfg.arms or {}), label: parse_overrides([v for v in values.split(",") if v])}
     if args.threads:
         cfg.overrides = {"n_threads": args.threads, "train_threads": args.threads, **cfg.overrides}
     return cfg
@@ -351,6 +389,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, help="CPU threads for llama.cpp and torch (n_threads, train_threads and "
                     "the gate's torch work); 1 is much faster on a 2-core machine that other jobs share.")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting (repeatable).")
+    ap.add_argument("--arm", action="append", metavar="LABEL:NAME=VALUE,…", help="One more arm: the first method "
+                    "with these settings, from the same start (repeatable), e.g. ctx-off:train_w_context=0.")
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON and the PNG go.")
     ap.add_argument("--workdir", type=Path, help="Keep the ClawDesk homes here (default: a temp dir, deleted).")
     ap.add_argument("--no-plot", action="store_true", help="Skip the PNG.")

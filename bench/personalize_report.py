@@ -27,14 +27,14 @@ def aggregate(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
     table: dict[str, dict[str, dict[str, Any]]] = {}
     scenario_names = sorted({r["scenario"] for r in runs})
     for name in scenario_names + ["overall"]:
-        for method in cfg.methods:
+        for method in cfg.labels():
             chosen = [r for r in runs if r["method"] == method and (name == "overall" or r["scenario"] == name)]
             if not chosen:
                 continue
             n = len(chosen[0]["points"])
             row = {key: [mean([r["points"][i].get(key) for r in chosen]) for i in range(n)]
                    for key in ("score", "compliance", "answers", "delta_nll", "delta_nll_rest", "feedback_turns",
-                               "mean_words")}
+                               "mean_words", "memory_score", "memory_answers")}
             row["promoted"] = sum(1 for r in chosen for p in r["points"] if p["promoted"])
             row["decisions"] = [((p["pipeline"] or {}).get("report") or {}).get("decision", "failed")
                                 for r in chosen for p in r["points"][1:]]
@@ -57,10 +57,13 @@ def render_table(result: dict[str, Any]) -> str:
             decisions = row["decisions"]
             gate = f"{row['promoted']}/{len(decisions)}" + (f" ({decisions.count('refused')} refused)"
                                                            if "refused" in decisions else "")
-            rows.append([name, method, curve, row["compliance"][0], row["compliance"][-1], row["answers"][-1],
+            memory = row.get("memory_score") or [None]
+            rows.append([name, method, curve, memory[-1], (row.get("memory_answers") or [None])[-1],
+                         row["compliance"][0], row["compliance"][-1], row["answers"][-1],
                          row["delta_nll"][-1], row["delta_nll_rest"][-1], row["feedback_turns"][-1], gate,
                          t.get("simulate_s"), t.get("pipeline_s"), t.get("heldout_s")])
-    headers = ["scenario", "method", "score by update (0 = base)", "compliance base", "compliance last",
+    headers = ["scenario", "method", "score by update (0 = base), weights only", "score last, memory in prompt",
+               "answers last, memory in prompt", "compliance base", "compliance last",
                "answers last", "ΔNLL last", "ΔNLL last, after opening", "feedback turns", "promotions", "sim s/upd", "pipeline s/upd",
                "held-out s/upd"]
     stages = sorted({k for m in result["aggregate"].get("overall", {}).values() for k in m["timings"]
