@@ -357,7 +357,7 @@ def build_config(args: argparse.Namespace) -> Config:
     for item in args.arm or []:
         label, sep, values = item.partition(":")
         if not sep or not label or label in METHODS:
-            raise SystemExit(f"--arm expects LABEL:NAME=VALUE[,NAME=VALUE…] with a label that is not a method; got {item!r}")
+            raise SystemExit(f"--arm expects LABEL:NAME=VALUE[,…], the label not a method's name; got {item!r}")
         cfg.arms = {**(cfg.arms or {}), label: parse_overrides([v for v in values.split(",") if v])}
     if args.threads:
         cfg.overrides = {"n_threads": args.threads, "train_threads": args.threads, **cfg.overrides}

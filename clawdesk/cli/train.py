@@ -13,8 +13,8 @@ from .context import AppContext, pass_app
 from .progress import console, progress_bar
 
 PHASES = {"load": "Loading model", "score": "Scoring π_old and teachers", "train": "Training", "save": "Saving"}
-CURVE_COLUMNS = ("step", "epoch", "loss", "rl_loss", "opd_loss", "demo_loss", "context_loss", "reward_mean", "opd_adv_mean",
-                 "clip_frac", "kl_old", "grad_norm", "tokens_per_s")
+CURVE_COLUMNS = ("step", "epoch", "loss", "rl_loss", "opd_loss", "demo_loss", "context_loss", "reward_mean",
+                 "opd_adv_mean", "clip_frac", "kl_old", "grad_norm", "tokens_per_s")
 
 
 @click.command()

@@ -69,7 +69,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
 
     ``samples`` overrides the store's ready samples (benchmarks compare methods on the same set);
     ``limit`` caps how many ready samples are read; ``context``: context-distillation samples
-    (``train.context.context_samples``), trained on but never stored, held out or marked used. Under several processes (train/distributed.py)
+    (``train.context.context_samples``), trained on but never stored, held out or marked used.
+    Under several processes (train/distributed.py)
     process 0 picks the data and does every write; the others get ``plan`` from it, train their
     shards and write nothing.
     """

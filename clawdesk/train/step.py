@@ -55,7 +55,8 @@ def micro_batch_size(settings: Settings, device: str) -> int:
 def loss_config(settings: Settings, method: str) -> LossConfig:
     """The objective's weights and clips for ``method`` ('rl' and 'opd' zero the other term)."""
     w = method_weights(method, settings)
-    return LossConfig(w_rl=w.w_rl, w_opd=w.w_opd, w_demo=w.w_demo, w_context=w.w_context, kl_coef=settings.train_kl_coef,
+    return LossConfig(w_rl=w.w_rl, w_opd=w.w_opd, w_demo=w.w_demo, w_context=w.w_context,
+                      kl_coef=settings.train_kl_coef,
                       eps=settings.train_eps, eps_high=settings.train_eps_high,
                       diff_clip=settings.train_diff_clip, opd_variant=settings.train_opd_variant)
 
