@@ -1,5 +1,5 @@
-"""Snapshot tests (pytest-textual-snapshot) of the main screen, the thumbs-down dialog and the
-help screen. Deterministic: fixed terminal size, canned conversation text (no model output on
+"""Snapshot tests (pytest-textual-snapshot) of the main screen, the thumbs-down dialog, the
+help screen and "What I learned" with a promotion's before/after. Deterministic: fixed terminal size, canned conversation text (no model output on
 screen), a fixed settings path in the help text. Update with ``pytest --snapshot-update`` after
 checking the new SVGs by eye."""
 
@@ -45,3 +45,10 @@ def test_thumbs_down_dialog(snap_compare, app):
 
 def test_help_screen(snap_compare, app):
     assert snap_compare(app, terminal_size=SIZE, press=["f1", "_"])
+
+
+def test_what_i_learned_with_before_after(snap_compare, app, store: Store):
+    from test_learn_now import canned_before_after
+
+    canned_before_after(store)  # no wish: its row carries today's date
+    assert snap_compare(app, terminal_size=SIZE, press=["f5", "_"])
