@@ -315,8 +315,8 @@ class _PipelineProgress:
 
 # --- the whole benchmark ------------------------------------------------------------------------
 
-def run(cfg: Config, workdir: Path) -> dict[str, Any]:
-    scenarios = load_scenarios(cfg.scenarios or None)
+def run(cfg: Config, workdir: Path, scenario_dir: Path | None = None) -> dict[str, Any]:
+    scenarios = load_scenarios(cfg.scenarios or None, **({"folder": scenario_dir} if scenario_dir else {}))
     nll_pairs, base_nll = None, None
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -391,6 +391,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="Override a setting (repeatable).")
     ap.add_argument("--arm", action="append", metavar="LABEL:NAME=VALUE,…", help="One more arm: the first method "
                     "with these settings, from the same start (repeatable), e.g. ctx-off:train_w_context=0.")
+    ap.add_argument("--scenario-dir", dest="scenario_dir", type=Path, help="Read the scenarios from this folder, "
+                    "e.g. bench/scenarios/heldback (report those apart: no default was tuned on them).")
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where the JSON and the PNG go.")
     ap.add_argument("--workdir", type=Path, help="Keep the ClawDesk homes here (default: a temp dir, deleted).")
     ap.add_argument("--no-plot", action="store_true", help="Skip the PNG.")
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clawdesk-personalize-"))
     try:
-        result = run(cfg, workdir)
+        result = run(cfg, workdir, args.scenario_dir)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,37 @@
+"""bench/grid.py: the headline grid runs each (scenario, seed) as its own job, keeps the tuned and
+the held-back scenarios apart, and resumes — a finished job is never run again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The smallest protocol that still goes through every part: base scoring only (no update).
+TINY = ["--updates", "0", "--heldout", "1", "--samples", "1", "--max-tokens", "8", "--nll-prompts", "1"]
+
+
+def grid(out: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "bench/grid.py", "--out", str(out), "--seeds", "0",
+                           "--scenarios", "brief", "--heldback", "tldr", "--", *TINY],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_the_grid_runs_each_job_once_and_merges_tuned_and_heldback_apart(tmp_path, model_path):
+    first = grid(tmp_path)
+    assert "2 jobs, 2 to run" in first.stdout
+    tuned = json.loads((tmp_path / "tuned" / "personalize-latest.json").read_text())
+    held = json.loads((tmp_path / "heldback" / "personalize-latest.json").read_text())
+    assert [r["scenario"] for r in tuned["runs"]] == ["brief"]
+    assert [r["scenario"] for r in held["runs"]] == ["tldr"]  # read from bench/scenarios/heldback
+    assert tuned["config"]["updates"] == 0 and tuned["config"]["max_tokens"] == 8  # the extra flags won
+    job_files = sorted((tmp_path / "jobs").glob("*/personalize-2*.json"))
+    assert len(job_files) == 2
+
+    again = grid(tmp_path)  # resumes: both jobs have their result, nothing runs
+    assert "2 jobs, 0 to run" in again.stdout
+    assert sorted((tmp_path / "jobs").glob("*/personalize-2*.json")) == job_files
