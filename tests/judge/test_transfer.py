@@ -19,6 +19,12 @@ SOURCE = "Bees talk by dancing. A waggle dance points the way to food."
 
 
 @pytest.fixture
+def settings(settings):
+    """Transfer on (the shipped default is off until the benchmark has measured it)."""
+    return settings.replace(judge_transfer_per_correction=4)
+
+
+@pytest.fixture
 def vocab(model_path):
     v = Vocab(model_path)
     yield v
