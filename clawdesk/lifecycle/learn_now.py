@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from typing import Any
@@ -46,6 +47,9 @@ def emit(obj: dict[str, Any]) -> None:
 
 def main() -> int:
     """Run one pass and say what happened; returns the exit code."""
+    # A child inherits an ignored SIGINT (Python then leaves it ignored): a parent that ignores
+    # Ctrl-C itself, a test runner's worker, would make this pass unstoppable but by SIGKILL.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
