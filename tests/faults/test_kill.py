@@ -22,8 +22,11 @@ from clawdesk.train import train_pass
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
+# A bare 👎 keeps its RL term here (the reference method), so every rated sample has a term and
+# "what the dead run left" is every sample: the fault under test is the kill, not the weighing.
 TRAIN_ENV = {"CLAWDESK_TRAIN_RANK": "4", "CLAWDESK_TRAIN_ALPHA": "8", "CLAWDESK_TRAIN_BATCH_SIZE": "1",
-             "CLAWDESK_TRAIN_HELDOUT_FRACTION": "0", "CLAWDESK_TRAIN_SEED": "0", "CLAWDESK_TRAIN_EPOCHS": "1"}
+             "CLAWDESK_TRAIN_HELDOUT_FRACTION": "0", "CLAWDESK_TRAIN_SEED": "0", "CLAWDESK_TRAIN_EPOCHS": "1",
+             "CLAWDESK_TRAIN_W_UNGUIDED_NEGATIVE": "1"}
 
 TRAIN_CHILD = """
 from clawdesk import locations
@@ -109,7 +112,7 @@ def test_trainer_killed_mid_step(chat, store, quick, hf_cache, loras):
         engine.close()
 
     settings = quick.replace(train_rank=4, train_alpha=8.0, train_batch_size=1, train_epochs=1,
-                             train_heldout_fraction=0.0)
+                             train_heldout_fraction=0.0, train_w_unguided_negative=1.0)
     result = train_pass(store, settings)  # the next run: marks the dead record failed, trains again
     dead = store.get_run(run.id)
     assert dead.status == "failed" and "interrupted" in dead.error

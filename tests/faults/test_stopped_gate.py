@@ -29,7 +29,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 TRAIN_ENV = {"CLAWDESK_TRAIN_RANK": "4", "CLAWDESK_TRAIN_ALPHA": "8", "CLAWDESK_TRAIN_BATCH_SIZE": "4",
              "CLAWDESK_TRAIN_HELDOUT_FRACTION": "0", "CLAWDESK_TRAIN_SEED": "0", "CLAWDESK_TRAIN_EPOCHS": "1",
-             "CLAWDESK_TRAIN_CONTEXT_TOKENS": "128", "CLAWDESK_MAX_TOKENS": "8"}
+             "CLAWDESK_TRAIN_CONTEXT_TOKENS": "128", "CLAWDESK_MAX_TOKENS": "8",
+             # a bare 👎 keeps its RL term (the reference method): every rated turn is trained on, so
+             # "its samples are used" means all of them; the fault under test is the stop
+             "CLAWDESK_TRAIN_W_UNGUIDED_NEGATIVE": "1"}
 
 GATE_CHILD = """
 import signal, sys, time
