@@ -40,7 +40,7 @@ def home_with_memory(chat, settings):
 def test_context_samples_hold_the_memory_out_of_the_student_and_in_the_teacher(chat, settings, home_with_memory):
     after, secret = home_with_memory
     assert WISH in chat.engine.detokenize(after.assistant.prompt_token_ids)  # the chat logged it with the note
-    settings = settings.replace(train_context_prompts=10, train_context_max_tokens=8)
+    settings = settings.replace(train_w_context=1.0, train_context_prompts=10, train_context_max_tokens=8)
     samples = context_samples(chat.store, settings, engine=chat.engine)
 
     prompts = [s.prompt_messages[-1]["content"] for s in samples]
@@ -117,3 +117,19 @@ def test_a_thumbs_down_without_a_correction_has_no_rl_term_by_default():
 def test_context_settings_have_ranges(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings().replace(**{name: value})
+
+
+def test_a_bare_thumbs_down_is_dropped_with_its_reason_not_left_waiting(chat, settings):
+    """With nothing to teach (no correction, no hint) a 👎 would stay 'ready' for ever and count
+    toward train_min_samples each night; the pass drops it and says why."""
+    from clawdesk.errors import TrainingError
+    from clawdesk.train import train_pass
+    from clawdesk.train.data import SILENT_NEGATIVE
+    from train_samples import add_sample
+
+    bare = add_sample(chat, "Name a colour.", reward=-1.0)
+    with pytest.raises(TrainingError, match="Nothing to train on: 1 👎 without a correction"):
+        train_pass(chat.store, settings.replace(train_w_context=0.0))
+    dropped = chat.store.samples(status="dropped")
+    assert [s.id for s in dropped] == [bare.id] and dropped[0].drop_reason == SILENT_NEGATIVE
+    assert chat.store.runs() == []  # refused before a run record or a model load

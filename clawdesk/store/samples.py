@@ -101,6 +101,12 @@ class SamplesMixin(StoreBase):
                 "delete from samples where message_id in (select m.id from messages m join conversations c"
                 " on c.id = m.conversation_id where m.exclude = 1 or c.exclude = 1)").rowcount
 
+    def drop_samples(self, ids: list[int], reason: str) -> None:
+        """Mark samples 'dropped' with the reason ``clawdesk judge`` and ``samples`` show."""
+        with self.transaction():
+            for sid in ids:
+                self._update("samples", "id", sid, {"status": "dropped", "drop_reason": reason})
+
     def set_sample_status(self, ids: list[int], status: str, run_id: int | None = None) -> None:
         with self.transaction():
             for sid in ids:  # all or none: a crash must not leave half a run's samples consumed

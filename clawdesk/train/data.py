@@ -59,6 +59,17 @@ def guide_negatives(samples: list[Sample], weight: float) -> list[Sample]:
             for s in samples]
 
 
+SILENT_NEGATIVE = ("a 👎 with no correction, reason hint or comment: nothing to learn from it while "
+                   "train_w_unguided_negative = 0 (a correction or comment added later brings it back)")
+
+
+def silent_negatives(guided: list[Sample]) -> list[Sample]:
+    """The samples of ``guided`` (after ``guide_negatives``) that no setting of this pass can
+    train: a 👎 whose RL term is off and that carries no hint. Left 'ready', they would wait
+    for ever and count toward ``train_min_samples`` every night."""
+    return [s for s in guided if s.source in ("explicit", "judge") and s.reward == 0 and not s.hints]
+
+
 def _rank(seed: int, message_id: int) -> str:
     return hashlib.sha256(f"{seed}:{message_id}".encode()).hexdigest()
 

@@ -48,7 +48,8 @@ from ..errors import PipelineBusy, TrainingError
 from ..records import Sample, TrainProgress, TrainResult
 from ..settings import Settings, describe
 from ..store import Store
-from .data import METHODS, guide_negatives, method_weights, mix_positives, skip_reason, split_heldout
+from .data import (METHODS, SILENT_NEGATIVE, guide_negatives, method_weights, mix_positives, silent_negatives,
+                   skip_reason, split_heldout)
 from . import distributed
 from .device_plan import fit_to_device
 from .teacher import load_teacher, release
@@ -98,6 +99,13 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
             raise TrainingError("No ready samples to train on; rate some replies (thumbs, corrections) and judge "
                                 "them first.")
         pool = guide_negatives(pool, settings.train_w_unguided_negative)
+        if samples is None and settings.train_w_unguided_negative == 0:
+            silent = silent_negatives(pool)
+            store.drop_samples([s.id for s in silent], SILENT_NEGATIVE)
+            pool = [s for s in pool if s not in silent]
+            if not pool and not context:
+                raise TrainingError(f"Nothing to train on: {len(silent)} 👎 without a correction or comment "
+                                    "(those teach through their reason, a comment, or a correction).")
         train_pool, heldout = split_heldout(pool, settings.train_heldout_fraction, settings.train_seed)
         usable = [s for s in train_pool if skip_reason(s, weights, settings.train_anchor_to_base) is None]
         skipped = [s for s in train_pool if s not in usable]
