@@ -115,3 +115,32 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> int:
     print(table)
     say(f"results: {path}  (wall time {result['wall_s']:.0f} s)")
     return 0
+
+
+SPLIT = ("scenarios", "seeds", "methods")  # what workers may divide between them
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """One result from several workers' files. The protocol (everything in the config but the
+    scenarios, seeds and methods a worker took) must match, or the merged table would compare
+    unlike runs."""
+    import json
+    from dataclasses import asdict
+
+    from bench.personalize import METHODS, Config
+
+    parts = [json.loads(p.read_text()) for p in paths]
+    protocol = {k: v for k, v in parts[0]["config"].items() if k not in SPLIT}
+    for path, part in zip(paths[1:], parts[1:]):
+        other = {k: v for k, v in part["config"].items() if k not in SPLIT}
+        if other != protocol:
+            diff = sorted(k for k in protocol.keys() | other.keys() if protocol.get(k) != other.get(k))
+            raise SystemExit(f"{path} was run with a different protocol ({', '.join(diff)}); not merging it.")
+    runs = [r for part in parts for r in part["runs"]]
+    cfg = Config(**{**parts[0]["config"],
+                    "scenarios": sorted({r["scenario"] for r in runs}),
+                    "seeds": sorted({r["seed"] for r in runs}),
+                    "methods": [m for m in METHODS if any(r["method"] == m for r in runs)]})
+    return {"config": asdict(cfg), "runs": runs, "aggregate": aggregate(runs, cfg),
+            "nll_prompts": parts[0]["nll_prompts"], "wall_s": round(sum(p["wall_s"] for p in parts), 1),
+            "merged_from": [str(p) for p in paths], "machine": parts[0].get("machine")}
