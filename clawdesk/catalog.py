@@ -101,6 +101,16 @@ def current_model(store: Store, settings: Settings) -> ModelEntry:
     return resolve(store, current_name(store, settings))
 
 
+def written_with(store: Store, settings: Settings, name: str) -> str:
+    """The GGUF a message was written with: its logged model name (a registered name or a file
+    stem), else the current chat model — whose tokenizer reads its logged token ids."""
+    for candidate in (name, current_name(store, settings)):
+        for entry in all_models(store):
+            if candidate and candidate in (entry.name, Path(entry.path).stem) and entry.path:
+                return entry.path
+    return current_model(store, settings).path
+
+
 def sha256_of(path: Path | str) -> str:
     """The file's sha256 hex digest, read in 1 MiB chunks (models are hundreds of MB)."""
     h = hashlib.sha256()

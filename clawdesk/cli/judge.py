@@ -6,6 +6,7 @@ import json
 
 import click
 
+from .. import catalog
 from ..judge.accuracy import status_line
 from ..judge.pipeline import judge_pending, open_judge_engine
 from ..records import Sample
@@ -121,8 +122,10 @@ def show(app: AppContext, sid: int, as_json: bool) -> None:
     last_user = next((m["content"] for m in reversed(s.prompt_messages) if m["role"] == "user"), "")
     click.secho("\n## request", fg="cyan")
     click.echo(last_user)
-    click.secho("\n## response" + (" (the user's correction)" if s.source == "demo" else ""), fg="cyan")
-    click.echo(msg.content if s.source != "demo" else _correction(app, s))
+    label = {"demo": " (the user's correction)", "transfer": " (this reply with another correction's edit)"}
+    click.secho("\n## response" + label.get(s.source, ""), fg="cyan")
+    click.echo(_correction(app, s) if s.source == "demo" else _tokens(app, s, msg) if s.source == "transfer"
+               else msg.content)
     click.secho("\n## next state", fg="cyan")
     click.echo(s.next_state or "(none)")
     if s.hints:
@@ -134,6 +137,18 @@ def show(app: AppContext, sid: int, as_json: bool) -> None:
         for v in s.votes:
             value = "FAILED" if v.get("value") is None else f"{v['value']:+d}" if isinstance(v["value"], int) else v["value"]
             click.echo(f"[{v.get('kind')} {value}] {' '.join(str(v.get('text', '')).split())}")
+
+
+def _tokens(app: AppContext, s: Sample, msg) -> str:
+    """A transfer trains on token ids no message holds (the logged reply with the edit in new
+    tokens): read them back with the tokenizer of the model that wrote the reply."""
+    from ..engine import Vocab
+
+    vocab = Vocab(catalog.written_with(app.store, app.settings, msg.model))
+    try:
+        return vocab.detokenize(s.response_token_ids)
+    finally:
+        vocab.close()
 
 
 def _correction(app: AppContext, s: Sample) -> str:

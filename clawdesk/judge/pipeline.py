@@ -235,22 +235,12 @@ def _chat_vocab(store: Store, settings: Settings, msg: Message, judge: Judge | N
     if judge is not None and msg.model in (judge.engine.model_name or None,
                                            Path(judge.engine.model_path).stem):
         return judge.engine
-    path = _model_path(store, settings, msg.model)
+    path = catalog.written_with(store, settings, msg.model)
     if judge is not None and judge.engine.model_path == path:
         return judge.engine
     if path not in cache:
         cache[path] = Vocab(path)
     return cache[path]
-
-
-def _model_path(store: Store, settings: Settings, name: str) -> str:
-    """The GGUF a message was written with: its logged model name (a registered name or a file
-    stem), else the current chat model."""
-    for candidate in (name, catalog.current_name(store, settings)):
-        for entry in catalog.all_models(store):
-            if candidate and candidate in (entry.name, Path(entry.path).stem) and entry.path:
-                return entry.path
-    return catalog.current_model(store, settings).path
 
 
 def _needs_judge(ns: NextState) -> bool:

@@ -63,6 +63,13 @@ def test_a_greeting_correction_is_repeated_on_other_replies(store, settings, voc
         assert got[t.id].prompt_token_ids == t.prompt_token_ids and got[t.id].status == "ready"
         assert vocab.detokenize(got[t.id].response_token_ids[:-1]) == "Hi Sam! " + t.content
         assert got[t.id].votes[0]["from"] == src.id
+    # `clawdesk samples show` prints what a transfer trains on: the edited reply, not the logged one
+    from click.testing import CliRunner
+
+    from clawdesk.cli import cli
+    shown = CliRunner().invoke(cli, ["samples", "show", str(got[targets[0].id].id)])
+    assert shown.exit_code == 0, shown.output
+    assert "(this reply with another correction's edit)" in shown.output and "Hi Sam! " + REPLIES[0] in shown.output
     # the reply that ran into the limit is cut at its last sentence end and ends the turn there
     cut = targets[2].response_token_ids
     k = sentence_ends(vocab, cut)[-1]
