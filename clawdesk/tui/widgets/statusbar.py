@@ -27,7 +27,7 @@ class StatusBar(Static):
         if self.tokens_per_s is not None:
             parts.append((f"{self.tokens_per_s:.0f} tok/s", ""))
         parts.append((f"{self.samples_ready} samples ready", ""))
-        if self.last_run:
+        if self.last_run and not self.learning:  # a running pass's stage says more, in less room
             parts.append((self.last_run, ""))
         if self.learning:
             parts.append((self.learning, "bold $accent"))
