@@ -48,7 +48,6 @@ from .lock import pipeline_lock
 from .promote import promote
 
 EVAL_SAMPLES = 64  # the gate's objective reads at most this many of this home's newest samples
-VERIFY_PROMPTS = 2
 
 
 @dataclass
@@ -194,7 +193,7 @@ def verify_cases(peft_dir: Path, entry: ModelEntry, settings: Settings) -> list[
     from peft import PeftModel
 
     from ..train.backend import base_weights_dir, gate_backend, load_base
-    from ..train.gate import GENERAL_PROMPTS, REPLY_TOKENS, _greedy, _verify_case
+    from ..train.gate import GENERAL_PROMPTS, REPLY_TOKENS, greedy, verify_cases
     from ..train.scoring import end_of_turn_ids, render_prompt
 
     old_threads = torch.get_num_threads()
@@ -208,13 +207,9 @@ def verify_cases(peft_dir: Path, entry: ModelEntry, settings: Settings) -> list[
             raise TrainingError(f"peft cannot load the adapter on this base model ({e}); it was trained for "
                                 "another model or is damaged.") from None
         eos = end_of_turn_ids(tokenizer)
-        cases = []
         with torch.no_grad():
-            for text in GENERAL_PROMPTS[:VERIFY_PROMPTS]:
-                prompt = render_prompt(tokenizer, [{"role": "user", "content": text}])
-                reply = _greedy(model, prompt, REPLY_TOKENS, eos)[:16]
-                if reply:
-                    cases.append(_verify_case(model, prompt, reply))
+            prompts = [render_prompt(tokenizer, [{"role": "user", "content": text}]) for text in GENERAL_PROMPTS[:2]]
+            cases = verify_cases(model, prompts, [greedy(model, p, REPLY_TOKENS, eos) for p in prompts])
     finally:
         torch.set_num_threads(old_threads)
     if not cases:

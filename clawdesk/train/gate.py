@@ -142,7 +142,7 @@ def _opening(settings: Settings) -> str:
     return f" (after each reply's first {n} tokens)" if n else ""
 
 
-def _greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
+def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
     import torch
 
     ids = torch.tensor([prompt_ids], device=next(model.parameters()).device)
@@ -155,7 +155,7 @@ def _greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[in
     return new
 
 
-def _verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
+def verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
     """The candidate's greedy tokens with torch's log-probs and top-2 gaps (call with the
     candidate adapter active): what the promotion check compares llama.cpp against."""
     import torch
@@ -167,6 +167,13 @@ def _verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
     chosen = logp.gather(-1, torch.tensor(reply, device=logp.device)[:, None]).squeeze(-1)
     return VerifyCase(prompt, reply, expected_logprobs=[float(x) for x in chosen],
                       top_gaps=[float(x) for x in top2[:, 0] - top2[:, 1]])
+
+
+def verify_cases(model: Any, prompts: list[list[int]], replies: list[list[int]]) -> list[VerifyCase]:
+    """What promotion asks llama.cpp to reproduce (export/verify.py): the first two general
+    prompts' greedy replies, 16 tokens each, with the log-probs torch + peft gave them. The gate
+    and ``adapters import`` check a candidate the same way."""
+    return [verify_case(model, p, r[:16]) for p, r in list(zip(prompts, replies))[:2] if r]
 
 
 def _kl(model: Any, use: Callable[[str | None], Any], pairs: list[tuple[list[int], list[int]]]) -> float:
@@ -310,13 +317,13 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         eos = end_of_turn_ids(tokenizer)
         prompts = [render_prompt(tokenizer, [{"role": "user", "content": p}]) for p in GENERAL_PROMPTS]
         with use(None):
-            base_replies = [_greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
+            base_replies = [greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
             base_nll = _nll(model, list(zip(prompts, base_replies)), settings.gate_skip_opening_tokens)
         pairs = list(zip(prompts, base_replies))
         decision.kl_general = round(_kl(model, use, pairs), 5)
         with use("candidate"):
             cand_nll_general = _nll(model, pairs, settings.gate_skip_opening_tokens)
-            cand_replies = [_greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
+            cand_replies = [greedy(model, p, REPLY_TOKENS, eos) for p in prompts]
         decision.general_nll_base = round(sum(base_nll) / len(base_nll), 4)
         decision.general_nll_candidate = round(sum(cand_nll_general) / len(cand_nll_general), 4)
         texts = [tokenizer.decode(r, skip_special_tokens=True) for r in cand_replies]
@@ -336,7 +343,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
                        f"still answers general prompts: {decision.answer_rate_candidate:.2f} "
                        f"(min {floor:.2f}: {settings.gate_min_answer_rate}, or the base's {decision.answer_rate_base:.2f} if lower)"))
         with use("candidate"):
-            cases = [_verify_case(model, prompts[i], cand_replies[i][:16]) for i in (0, 1) if cand_replies[i]]
+            cases = verify_cases(model, prompts, cand_replies)
     if not cases:
         raise TrainingError("The candidate produces no tokens at all on general prompts; it is not servable.")
     return decision, cases
