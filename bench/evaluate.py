@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clawdesk.engine import Engine
+from clawdesk.memory import Literals
 from clawdesk.records import MemoryNote
 from clawdesk.settings import Settings
 from clawdesk.store import Store
@@ -54,9 +55,11 @@ class HeldoutScore:
 
 
 def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], samples: int, seed: int,
-                  settings: Settings, max_tokens: int, note: MemoryNote | None = None) -> HeldoutScore:
+                  settings: Settings, max_tokens: int, note: MemoryNote | None = None,
+                  literals: Literals | None = None) -> HeldoutScore:
     """Score ``samples`` first replies per prompt (seeds fixed by prompt index and sample); with
-    ``note``, the memory in the prompt as served (the same seeds, so the two readings pair up)."""
+    ``note``, the memory in the prompt as served (the same seeds, so the two readings pair up),
+    and with ``literals`` the quoted opening/ending words the chat writes exactly."""
     import time
 
     start = time.perf_counter()
@@ -69,7 +72,8 @@ def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], sam
         for j in range(samples):
             gen = engine.generate(messages, temperature=settings.temperature, top_p=settings.top_p,
                                   top_k=settings.top_k, repeat_penalty=settings.repeat_penalty,
-                                  max_tokens=max_tokens, seed=seed * 10_007 + i * 101 + j)
+                                  max_tokens=max_tokens, seed=seed * 10_007 + i * 101 + j,
+                                  opening=literals.opening if literals else "", ending=literals.ending if literals else "")
             s = scenario.score(gen.text, prompt)
             scores.append(s.score)
             compliance.append(s.compliance)

@@ -152,6 +152,7 @@ class Point:
     memory_compliance: float | None = None
     memory_answers: float | None = None
     memory_note: str | None = None
+    memory_literals: str | None = None  # the quoted opening … ending the chat wrote exactly (memory_literal)
 
 
 class ScenarioRun:
@@ -176,10 +177,10 @@ class ScenarioRun:
         stats = user.session(self.cfg.turns)
         return stats, time.perf_counter() - start
 
-    def _heldout(self, engine, settings, note=None):
+    def _heldout(self, engine, settings, note=None, literals=None):
         prompts = self.scenario.heldout[: self.cfg.heldout]
         return score_heldout(engine, self.scenario, prompts, self.cfg.samples, self.seed, settings, self.cfg.max_tokens,
-                             note)
+                             note, literals)
 
     def start(self) -> tuple[Point, SessionStats, float]:
         """Base score and the first session, in the shared home every method copies."""
@@ -270,16 +271,18 @@ class ScenarioRun:
         served = store.served_version()
         pipeline = asdict(outcome)
         timings = {"pipeline_s": round(outcome.seconds, 2), **{f"pipeline.{k}": v for k, v in outcome.stage_seconds.items()}}
-        note = Memory(store, settings).note()
+        note, literals = Memory(store, settings).note(), Memory(store, settings).literals()
         engine = open_engine(store, settings)  # a fresh Engine: it loads the promoted version
         try:
             held = self._heldout(engine, settings) if served != before else None
-            with_memory = self._heldout(engine, settings, note) if note is not None else (held or prev)
+            served_memory = note is not None or bool(literals)
+            with_memory = self._heldout(engine, settings, note, literals) if served_memory else (held or prev)
             model_path = engine.model_path
         finally:
             engine.close()
         memory = dict(memory_score=with_memory.score, memory_compliance=with_memory.compliance,
-                      memory_answers=with_memory.answers, memory_note=note.text if note else None)
+                      memory_answers=with_memory.answers, memory_note=note.text if note else None,
+                      memory_literals=f"{literals.opening!r} … {literals.ending!r}" if literals else None)
         if held is None:  # refused or failed: the same weights as before, so the same weights-only scores
             return Point(u, prev.score, prev.compliance, prev.answers, prev.mean_words, prev.nll, prev.delta_nll,
                          served, False, 0, 0, timings, pipeline=pipeline, examples=prev.examples,

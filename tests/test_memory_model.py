@@ -165,3 +165,38 @@ def test_the_nightly_pass_reads_new_remarks_for_wishes(chat, engine):
     assert learned == len([w for w in chat.store.wishes() if w.origin == "judge"])
     assert _learn_wishes(chat.store, chat.settings, engine, lambda *a: stages.append("again")) == 0
     assert stages == ["memory"]  # nothing new: no judge call
+
+
+def test_quoted_opening_and_ending_are_written_exactly_and_stop_when_deleted(chat, engine):
+    """The bundled model follows neither 'Hi Sam!' nor 'In short:' from the prompt (docs/memory.md):
+    a wish that quotes them has the engine write the words, and the model the rest."""
+    cid = chat.new_conversation().id
+    t = chat.send(cid, "How do I make a cup of tea?")
+    chat.correct(t.assistant.id, "Please always begin with 'Hi Sam!' and then answer.")
+    chat.comment(t.assistant.id, "Please end with a one-line summary starting with 'In short:'.")
+    assert (chat.memory.literals().opening, chat.memory.literals().ending) == ("Hi Sam!", "In short:")
+
+    shown: list[str] = []
+    t = chat.send(cid, "What is machine learning?", on_text=shown.append)
+    reply = t.assistant.content
+    lines = [ln for ln in reply.splitlines() if ln.strip()]
+    assert reply.startswith("Hi Sam!") and len(lines) >= 2
+    assert lines[-1].startswith("In short:") and len(lines[-1].split()) > 2  # the model wrote a summary after it
+    assert "".join(shown) == reply  # what streamed is what was kept: nothing shown was taken back
+    assert engine.detokenize(t.assistant.response_token_ids[:-1]) == reply  # the ids training scores are the text
+    assert len(t.assistant.response_token_ids) <= 96
+    assert t.assistant.sampling["opening"] == "Hi Sam!" and t.assistant.sampling["ending"] == "In short:"
+
+    for wish in chat.store.wishes():
+        cli_run("memory", "rm", str(wish.id))
+    t = chat.send(chat.new_conversation().id, "What is machine learning?")  # (the old replies would teach it)
+    assert not t.assistant.content.startswith("Hi Sam") and "In short:" not in t.assistant.content
+    assert "opening" not in t.assistant.sampling
+
+
+def test_a_quoted_ending_the_model_already_wrote_is_not_written_twice(engine):
+    first = engine.generate([{"role": "user", "content": "Say hello."}], temperature=0.0, max_tokens=40, seed=0)
+    last = first.text.strip().splitlines()[-1]
+    again = engine.generate([{"role": "user", "content": "Say hello."}], temperature=0.0, max_tokens=40, seed=0,
+                            ending=last.split()[0])
+    assert again.text.count(last.split()[0]) == first.text.count(last.split()[0])

@@ -163,6 +163,9 @@ class ChatService:
         params.update(sampling)
         engine = self._loaded()
         note = self.memory.note()
+        literals = self.memory.literals() if not params.get("tools") else None
+        if literals:
+            params.update(opening=literals.opening, ending=literals.ending)
         gen = engine.generate(self.context(conv, user.id, note), on_text=on_text, cancel=cancel, **params)
         assistant = self.store.add_message(
             conv.id, "assistant", gen.text, parent_id=user.id,

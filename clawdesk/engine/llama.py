@@ -10,16 +10,28 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
+from .shape import SentenceHold, has_ending, sentence_cut
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
+
+
+@dataclass
+class _Run:
+    """One stretch of sampling: its tokens, text, why it ended, when its first token came."""
+
+    ids: list[int] = field(default_factory=list)
+    text: str = ""
+    finish: str = "length"
+    first: float = 0.0
+    eog: int | None = None  # the end-of-turn token that ended it, if one did
 
 
 @dataclass
@@ -118,6 +130,7 @@ class Engine:
                                f"instruct model with a chat template.")
         vocab = self._llm._model.vocab
         self._eog = lambda tok: bool(_llama_cpp().llama_vocab_is_eog(vocab, tok))
+        self._eog_token = int(self._llm.token_eos())
         eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
         bos_id = self._llm.token_bos()
         bos = self._llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
@@ -242,11 +255,17 @@ class Engine:
                  max_tokens: int = 512, seed: int = -1, grammar: Any = None,
                  on_text: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None, stop: Sequence[str] = (),
-                 tools: list[dict[str, Any]] | None = None) -> Generation:
+                 tools: list[dict[str, Any]] | None = None,
+                 opening: str = "", ending: str = "", ending_tokens: int = 48) -> Generation:
         """Sample one reply. ``on_text`` receives decoded text pieces as they arrive (valid UTF-8
         only: a character split across tokens is emitted once complete). ``cancel`` stops early
         and keeps what was produced (finish_reason 'cancelled'). ``stop`` strings end the reply
-        before them (finish_reason 'stop'; see ``stops.py``); ``tools`` go to the chat template."""
+        before them (finish_reason 'stop'; see ``stops.py``); ``tools`` go to the chat template.
+
+        ``opening``: the reply starts with exactly these words and the model goes on from them.
+        ``ending``: the reply's last line starts with exactly these words, written after the body
+        unless the model wrote such a line itself, and given ``ending_tokens`` of the budget
+        (``shape.py``). Both are the preference memory's quoted words (docs/memory.md)."""
         with self._turn_lock:
             self._apply_pending()
             truncated = 0
@@ -257,55 +276,108 @@ class Engine:
             max_tokens = max(1, min(max_tokens, self.n_ctx - len(prompt_ids)))
             seed = seed if seed >= 0 else random.randrange(2**31)
             self._llm.set_seed(seed)
-            sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k,
-                        "repeat_penalty": repeat_penalty, "max_tokens": max_tokens, "seed": seed}
+            sampling: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "top_k": top_k,
+                                        "repeat_penalty": repeat_penalty, "max_tokens": max_tokens, "seed": seed}
             if stop:
                 sampling["stop"] = list(stop)
-            stopper = StopScanner(stop) if stop else None
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            pieces: list[str] = []
-            out: list[int] = []
-            finish = "length"
+            knobs = {"temperature": temperature, "top_p": top_p, "top_k": top_k,
+                     "repeat_penalty": repeat_penalty, "grammar": grammar, "cancel": cancel}
             start = time.perf_counter()
-            ttft = 0.0
-            # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
-            gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
-                                     repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0)
-            try:
-                for tok in gen:
-                    if not out:
-                        ttft = time.perf_counter() - start
-                    out.append(int(tok))
-                    if self._eog(tok):
-                        finish = "stop"
-                        break
-                    piece = decoder.decode(self._llm.detokenize([tok]))
-                    if stopper is not None:
-                        piece = stopper.feed(piece)
-                    if piece:
-                        pieces.append(piece)
-                        if on_text:
-                            on_text(piece)
-                    if stopper is not None and stopper.hit:
-                        finish = "stop"
-                        break
-                    if cancel is not None and cancel.is_set():
-                        finish = "cancelled"
-                        break
-                    if len(out) >= max_tokens:
-                        break
-            finally:
-                gen.close()
-            tail = decoder.decode(b"", final=True)
-            if stopper is not None:
-                tail = "" if stopper.hit else stopper.feed(tail) + stopper.flush()
-            if tail:
-                pieces.append(tail)
-                if on_text:
-                    on_text(tail)
-            return Generation(text="".join(pieces), prompt_token_ids=list(prompt_ids), response_token_ids=out,
-                              finish_reason=finish, ttft_s=ttft, duration_s=time.perf_counter() - start,
-                              truncated_tokens=truncated, sampling=sampling)
+            if not opening and not ending:
+                run = self._sample(prompt_ids, max_tokens, stop=stop, on_text=on_text, **knobs)
+                text, out = run.text, run.ids
+            else:
+                sampling.update({k: v for k, v in (("opening", opening), ("ending", ending)) if v})
+                run, text = self._shaped(prompt_ids, max_tokens, opening, ending, ending_tokens, stop, on_text, knobs)
+                out = self.tokenize(text) + ([run.eog] if run.eog is not None else [])
+            return Generation(text=text, prompt_token_ids=list(prompt_ids), response_token_ids=out,
+                              finish_reason=run.finish, ttft_s=run.first - start if run.first else 0.0,
+                              duration_s=time.perf_counter() - start, truncated_tokens=truncated,
+                              sampling=sampling)
+
+    def _shaped(self, prompt_ids: list[int], max_tokens: int, opening: str, ending: str, ending_tokens: int,
+                stop: Sequence[str], on_text: Callable[[str], None] | None,
+                knobs: dict[str, Any]) -> tuple[_Run, str]:
+        """A reply with fixed words at its start and/or its last line (see ``generate``)."""
+        def show(piece: str) -> None:
+            if piece and on_text:
+                on_text(piece)
+
+        head = opening
+        show(head)
+        tail_budget = min(ending_tokens, max_tokens // 2) if ending else 0
+        budget = max(1, max_tokens - len(self.tokenize(head)) - tail_budget)
+        hold = SentenceHold() if ending else None
+        sink = (lambda piece: show(hold.feed(piece))) if hold is not None else on_text
+        run = self._sample(prompt_ids + self.tokenize(head), budget, stop=stop, on_text=sink, **knobs)
+        body = head + run.text
+        if hold is None or run.finish == "cancelled" or has_ending(body, ending):
+            if hold is not None:
+                show(hold.flush())
+            return run, body
+        cut = sentence_cut(run.text) if run.finish == "length" else 0
+        if cut:  # the budget cut it mid-sentence: drop the unfinished sentence (never shown)
+            kept = body[: len(head) + cut]
+        else:
+            show(hold.flush(before_more=True))
+            kept = body
+        kept = kept.rstrip()
+        lead = ("\n\n" if kept else "") + ending
+        show(lead)
+        text = kept + lead
+        closing = self._sample(prompt_ids + self.tokenize(text), max(1, tail_budget), stop=("\n", *stop),
+                               on_text=show, **knobs)
+        closing.first = run.first or closing.first
+        closing.eog = closing.eog if closing.eog is not None else run.eog
+        if closing.finish == "stop" and closing.eog is None:  # ended at the line break
+            closing.eog = self._eog_token
+        return closing, text + closing.text
+
+    def _sample(self, prompt_ids: list[int], max_tokens: int, *, temperature: float, top_p: float, top_k: int,
+                repeat_penalty: float, grammar: Any, cancel: threading.Event | None, stop: Sequence[str],
+                on_text: Callable[[str], None] | None) -> _Run:
+        """The sampling loop: tokens until end of turn, a stop string, ``cancel`` or the budget."""
+        stopper = StopScanner(stop) if stop else None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        run = _Run()
+        pieces: list[str] = []
+        # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
+        gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
+                                 repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0)
+        try:
+            for tok in gen:
+                if not run.ids:
+                    run.first = time.perf_counter()
+                run.ids.append(int(tok))
+                if self._eog(tok):
+                    run.finish, run.eog = "stop", int(tok)
+                    break
+                piece = decoder.decode(self._llm.detokenize([tok]))
+                if stopper is not None:
+                    piece = stopper.feed(piece)
+                if piece:
+                    pieces.append(piece)
+                    if on_text:
+                        on_text(piece)
+                if stopper is not None and stopper.hit:
+                    run.finish = "stop"
+                    break
+                if cancel is not None and cancel.is_set():
+                    run.finish = "cancelled"
+                    break
+                if len(run.ids) >= max_tokens:
+                    break
+        finally:
+            gen.close()
+        tail = decoder.decode(b"", final=True)
+        if stopper is not None:
+            tail = "" if stopper.hit else stopper.feed(tail) + stopper.flush()
+        if tail:
+            pieces.append(tail)
+            if on_text:
+                on_text(tail)
+        run.text = "".join(pieces)
+        return run
 
     def score(self, prompt_ids: list[int], continuation_ids: list[int]) -> TokenScores:
         """Teacher-forced log-probs of ``continuation_ids`` after ``prompt_ids`` on the served

@@ -12,10 +12,12 @@ Training needs nights; a wish stated once should count from the next turn.
   invent one (run in a batch: ``clawdesk memory extract``, or the nightly pass);
 - ``service``: ``Memory`` — learn from a feedback row or a message, list/add/edit/delete, and
   the note for the next prompt;
-- ``prompt``: where the note goes and in what words (placement measured, not assumed).
+- ``prompt``: where the note goes and in what words (placement measured, not assumed);
+- ``literal``: the words an opening or ending wish quotes, which the engine writes exactly.
 """
 
+from .literal import Literals, literals_of
 from .prompt import PLACEMENTS, note_for, render, where
 from .service import Learned, Memory
 
-__all__ = ["Learned", "Memory", "PLACEMENTS", "note_for", "render", "where"]
+__all__ = ["Learned", "Literals", "Memory", "literals_of", "PLACEMENTS", "note_for", "render", "where"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ..records import Feedback, MemoryNote, Message, Wish, WishSource
 from ..settings import Settings
 from ..store import Store
+from .literal import Literals, literals_of
 from .prompt import note_for, sentence
 from .rules import Candidate, extract
 
@@ -60,6 +61,13 @@ class Memory:
         if self.settings.memory_placement == "off":
             return None
         return note_for(self.store.wishes(with_sources=False), self.settings.memory_placement)
+
+    def literals(self) -> Literals:
+        """The quoted words the next reply opens or ends with (``literal.py``); none when the
+        memory is off or ``memory_literal`` is false."""
+        if self.settings.memory_placement == "off" or not self.settings.memory_literal:
+            return Literals()
+        return literals_of(self.store.wishes(with_sources=False))
 
     def record(self, message_id: int, note: MemoryNote | None) -> None:
         """Keep the note a reply was generated with (the messages the model saw, rebuilt later)."""

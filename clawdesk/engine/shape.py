@@ -1,0 +1,58 @@
+"""Text helpers for a reply with a fixed opening or ending (``Engine.generate``'s ``opening`` and
+``ending``): the words a person asked for in quotes are written exactly, the model writes the rest.
+
+A reply that must end with a closing line ("In short: …") is sampled in two parts: the body, on
+all but the closing line's budget, then the closing line after the literal. When the body runs
+out of budget mid-sentence, the unfinished sentence is dropped rather than followed by the
+closing line; so that a streamed reply never shows text that is later taken back, the tail of
+the body after its last sentence end is held (``SentenceHold``) until the next sentence ends.
+"""
+
+from __future__ import annotations
+
+import re
+
+_END = re.compile(r"[.!?:;)\]\n][\"'’”)]*")
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def has_ending(text: str, ending: str) -> bool:
+    """Does the reply's last line already start with ``ending`` (the model wrote it itself)?"""
+    return last_line(text).lower().startswith(ending.strip().lower())
+
+
+def sentence_cut(text: str) -> int:
+    """Where the last finished sentence of ``text`` ends (0: none finished)."""
+    ends = [m.end() for m in _END.finditer(text)]
+    return ends[-1] if ends else 0
+
+
+class SentenceHold:
+    """Feed streamed pieces; get back only text up to the last finished sentence."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._sent = 0
+
+    def feed(self, piece: str) -> str:
+        self.text += piece
+        # whitespace after the sentence waits too: the closing line brings its own line break
+        return self._release(len(self.text[: sentence_cut(self.text)].rstrip()))
+
+    def flush(self, before_more: bool = False) -> str:
+        """The body ended by itself (not cut by the budget): release the rest — but for its
+        trailing whitespace when more text (a closing line) follows."""
+        return self._release(len(self.text.rstrip()) if before_more else len(self.text))
+
+    def _release(self, upto: int) -> str:
+        out = self.text[self._sent: max(upto, self._sent)]
+        self._sent = max(upto, self._sent)
+        return out
+
+    @property
+    def shown(self) -> str:
+        return self.text[: self._sent]

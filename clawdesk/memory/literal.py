@@ -1,0 +1,45 @@
+"""The words a wish quotes about how replies open or end, written exactly.
+
+Measured on the bundled model (docs/memory.md): a wish in the prompt moves a reply's length and
+format, but the *literal words* of an opening or ending ("Hi Sam!", "In short:") stay at zero in
+every placement, and a few nights of training teach their form ("Hi Maria!") rather than the
+words. So a wish in the opening or ending slot that quotes its words has them written by the
+engine — the reply starts with them, or its last line does — and the model writes the rest
+(``Engine.generate``'s ``opening``/``ending``). Only quoted words count: "greet me" leaves the
+greeting to the model; "start with 'Hi Sam!'" does not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..records import Wish
+
+# A quote opens after a non-letter and closes before one, so "don't … 'x'" is not a quote.
+_QUOTED = re.compile(r"(?<![\w])['\"‘“]([^'\"‘’“”\n]{1,40}?)['\"’”](?![\w])")
+
+
+@dataclass(frozen=True)
+class Literals:
+    opening: str = ""
+    ending: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.opening or self.ending)
+
+
+def quoted(text: str) -> str:
+    """The first quoted words in ``text`` ('' when none)."""
+    m = _QUOTED.search(text)
+    return m.group(1).strip() if m else ""
+
+
+def literals_of(wishes: Sequence[Wish]) -> Literals:
+    """The quoted opening and ending of the active wishes (the newest wish of a slot wins)."""
+    found = {}
+    for w in wishes:
+        if w.status == "active" and w.slot in ("opening", "ending") and (words := quoted(w.text)):
+            found[w.slot] = words
+    return Literals(found.get("opening", ""), found.get("ending", ""))

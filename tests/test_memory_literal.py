@@ -1,0 +1,33 @@
+"""The quoted words of opening/ending wishes, and the text helpers that write them (no model)."""
+
+from __future__ import annotations
+
+from clawdesk.engine.shape import SentenceHold, has_ending, sentence_cut
+from clawdesk.memory.literal import Literals, literals_of, quoted
+from clawdesk.records import Wish
+
+
+def test_quoted_words_only_between_real_quotes():
+    assert quoted("Start every answer with 'Hi Sam!'.") == "Hi Sam!"
+    assert quoted("End every answer with a one-line summary starting with 'In short:'.") == "In short:"
+    assert quoted("Start every answer with “TL;DR:” and the gist.") == "TL;DR:"
+    assert quoted("Start every answer with Sam's name.") == ""  # an apostrophe is not a quote
+    assert quoted("Don't ramble, don't repeat yourself.") == ""
+
+
+def test_literals_come_from_active_opening_and_ending_wishes_only():
+    wishes = [Wish(1, "Start every answer with 'Hi Sam!'.", slot="opening"),
+              Wish(2, "End every answer with 'Hope this helps'.", slot="ending", status="deleted"),
+              Wish(3, "Call me 'Sammy'.", slot="name"),
+              Wish(4, "Greet me at the start of every answer.", slot="opening")]
+    assert literals_of(wishes) == Literals("Hi Sam!", "")
+    assert not literals_of([w for w in wishes if w.id != 1])
+
+
+def test_sentence_hold_never_shows_an_unfinished_sentence():
+    hold = SentenceHold()
+    shown = "".join(hold.feed(p) for p in ("Tea is a drink", ". It is brewed ", "from leaves.\n\nMost peo", "ple add"))
+    assert shown == "Tea is a drink. It is brewed from leaves."
+    assert hold.flush(before_more=True) == "\n\nMost people add"
+    assert sentence_cut("Tea is a drink. It is") == len("Tea is a drink.")
+    assert has_ending("Body.\n\nIn short: tea.\n", "in short:") and not has_ending("In short: x\nMore.", "In short:")
