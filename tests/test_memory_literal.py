@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clawdesk.engine.shape import SentenceHold, has_ending, sentence_cut
-from clawdesk.memory.literal import Literals, literals_of, quoted
+from clawdesk.memory.literal import Literals, literals_of, quoted, said, written_exactly
 from clawdesk.records import Wish
 
 
@@ -22,6 +22,8 @@ def test_literals_come_from_active_opening_and_ending_wishes_only():
               Wish(4, "Greet me at the start of every answer.", slot="opening")]
     assert literals_of(wishes) == Literals("Hi Sam!", "")
     assert not literals_of([w for w in wishes if w.id != 1])
+    assert [w.id for w in wishes if written_exactly(w)] == [1]
+    assert said(literals_of(wishes)) == "Written exactly: replies start with “Hi Sam!”."
 
 
 def test_sentence_hold_never_shows_an_unfinished_sentence():

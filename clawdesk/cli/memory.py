@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import click
 
-from ..memory import Memory, where
+from ..memory import Memory, said, where
 from ..records import Wish
 from .context import AppContext, pass_app
 
@@ -44,7 +44,9 @@ def list_(app: AppContext, include_deleted: bool, as_json: bool) -> None:
     wishes = mem.wishes(include_deleted=include_deleted)
     note = mem.note()
     if as_json:
+        literals = mem.literals()
         click.echo(json.dumps({"placement": app.settings.memory_placement, "note": note.text if note else "",
+                               "opening": literals.opening, "ending": literals.ending,
                                "wishes": [asdict(w) for w in wishes]}, indent=2, ensure_ascii=False))
         return
     if not wishes:
@@ -52,6 +54,8 @@ def list_(app: AppContext, include_deleted: bool, as_json: bool) -> None:
                    "(\"keep it under 30 words\"); `clawdesk memory add TEXT` adds one by hand.")
         return
     click.echo(f"Used in every reply: {where(app.settings.memory_placement)}.")
+    if exact := said(mem.literals()):
+        click.echo(exact)
     for w in wishes:
         state = "  [deleted]" if w.status == "deleted" else ""
         origin = {"user": "added by you", "judge": "learned (judge)"}.get(w.origin, "learned")

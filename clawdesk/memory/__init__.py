@@ -16,8 +16,8 @@ Training needs nights; a wish stated once should count from the next turn.
 - ``literal``: the words an opening or ending wish quotes, which the engine writes exactly.
 """
 
-from .literal import Literals, literals_of
+from .literal import Literals, literals_of, said
 from .prompt import PLACEMENTS, note_for, render, where
 from .service import Learned, Memory
 
-__all__ = ["Learned", "Literals", "Memory", "literals_of", "PLACEMENTS", "note_for", "render", "where"]
+__all__ = ["Learned", "Literals", "Memory", "literals_of", "said", "PLACEMENTS", "note_for", "render", "where"]

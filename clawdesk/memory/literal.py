@@ -36,10 +36,21 @@ def quoted(text: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+def written_exactly(wish: Wish) -> bool:
+    """A wish whose words the engine writes: it stays out of the prompt's note, where it only
+    made the model write them a second time ("Hi Sam! Hi Sam, …")."""
+    return wish.status == "active" and wish.slot in ("opening", "ending") and bool(quoted(wish.text))
+
+
 def literals_of(wishes: Sequence[Wish]) -> Literals:
     """The quoted opening and ending of the active wishes (the newest wish of a slot wins)."""
-    found = {}
-    for w in wishes:
-        if w.status == "active" and w.slot in ("opening", "ending") and (words := quoted(w.text)):
-            found[w.slot] = words
+    found = {w.slot: quoted(w.text) for w in wishes if written_exactly(w)}
     return Literals(found.get("opening", ""), found.get("ending", ""))
+
+
+def said(literals: Literals) -> str:
+    """The quoted words in the words every UI uses ('' when there are none)."""
+    parts = [f"replies start with “{literals.opening}”" if literals.opening else "",
+             f"their last line starts with “{literals.ending}”" if literals.ending else ""]
+    parts = [p for p in parts if p]
+    return f"Written exactly: {' and '.join(parts)}." if parts else ""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..records import Feedback, MemoryNote, Message, Wish, WishSource
 from ..settings import Settings
 from ..store import Store
-from .literal import Literals, literals_of
+from .literal import Literals, literals_of, written_exactly
 from .prompt import note_for, sentence
 from .rules import Candidate, extract
 
@@ -60,7 +60,10 @@ class Memory:
         """What the next reply's prompt gets (None: nothing to add, or ``memory_placement = off``)."""
         if self.settings.memory_placement == "off":
             return None
-        return note_for(self.store.wishes(with_sources=False), self.settings.memory_placement)
+        wishes = self.store.wishes(with_sources=False)
+        if self.settings.memory_literal:  # their words are written by the engine (``literals``)
+            wishes = [w for w in wishes if not written_exactly(w)]
+        return note_for(wishes, self.settings.memory_placement)
 
     def literals(self) -> Literals:
         """The quoted words the next reply opens or ends with (``literal.py``); none when the

@@ -16,7 +16,7 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...lifecycle.compare import BeforeAfter
-from ...memory import Memory, where
+from ...memory import Memory, said, where
 from ...records import Wish
 from .editor import LineEditScreen
 
@@ -67,6 +67,7 @@ class MemoryScreen(ModalScreen[None]):
         with Vertical(id="dialog", classes="memory wide" if self.compared else "memory"):
             yield Label("What I learned about you", classes="title")
             yield Label(f"Used in every reply: {where(self.memory.settings.memory_placement)}.", id="where")
+            yield Label("", id="exact")
             yield Label("", id="empty")
             yield OptionList(markup=False)
             if self.compared:
@@ -87,6 +88,9 @@ class MemoryScreen(ModalScreen[None]):
         options.clear_options()
         options.add_options([Option(describe(w), id=str(w.id)) for w in wishes])
         options.display = bool(wishes)
+        exact = said(self.memory.literals())
+        self.query_one("#exact", Label).update(exact)
+        self.query_one("#exact", Label).display = bool(exact)
         self.query_one("#empty", Label).update("" if wishes else (
             "Nothing yet. Say what you want in a correction, a 👎 comment or your next message "
             "(\"keep it under 30 words\", \"call me Dana\") — or press a."))
