@@ -8,7 +8,9 @@ scenario's own rules (``bench/scenarios.py``: compliance if it still answers, el
 - ``system``: the wish as the system prompt (it replaces the template's default persona);
 - ``user``: appended to the user's message in parentheses — "question\\n\\n(wish)";
 - ``user_tag``: appended under the teacher context's tag (docs/method.md §3);
-- ``user_prefix``: before the user's message.
+- ``user_prefix``: before the user's message;
+- ``exact``: as served by default — ``user``, with the quoted opening/ending words written by the
+  engine and those wishes out of the note (``memory_literal``; needs ``--wording extracted``).
 
 The placement is applied by ``MemoryNote.apply`` — the product's own code, the same that
 ChatService uses — and every placement sees the same prompts with the same seeds (paired).
@@ -42,7 +44,7 @@ if str(ROOT) not in sys.path:
 from bench.common import RESULTS, bundled_model_path, isolated_home, markdown_table, say, write_results  # noqa: E402
 from bench.scenarios import SCENARIO_DIR, Scenario, load_scenarios  # noqa: E402
 
-PLACEMENTS = ("none", "system", "user", "user_tag", "user_prefix")
+PLACEMENTS = ("none", "system", "user", "user_tag", "user_prefix", "exact")
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -52,18 +54,20 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), se
 
 
-def wish_text(scenario: Scenario, wording: str) -> str:
+def wish_text(scenario: Scenario, wording: str, literal: bool = False) -> tuple[str, Any]:
     """The scenario's own sentence, or the note the memory holds after the scenario's complaints,
-    each sent as the next message after a reply (the real extraction and profile, in a temp store)."""
+    each sent as the next message after a reply (the real extraction and profile, in a temp store);
+    with ``literal``, the note and the quoted words as served with ``memory_literal`` on."""
+    from clawdesk.memory import Literals, Memory
+
     if wording == "preference":
-        return scenario.preference
-    from clawdesk.memory import Memory
+        return scenario.preference, Literals()
     from clawdesk.settings import Settings
     from clawdesk.store import open_store
 
     with isolated_home() as home:
         store = open_store(home / "wishes.db")
-        memory = Memory(store, Settings())
+        memory = Memory(store, Settings().replace(memory_literal=literal))
         cid, parent = store.new_conversation("bench").id, None
         for complaint in scenario.complaints:
             question = store.add_message(cid, "user", "A question.", parent_id=parent)
@@ -71,9 +75,9 @@ def wish_text(scenario: Scenario, wording: str) -> str:
             said = store.add_message(cid, "user", complaint, parent_id=reply.id)
             memory.learn_from_message(said, after_reply=True)
             parent = said.id
-        note = memory.note()
+        note, literals = memory.note(), memory.literals()
         store.close()
-    return note.text if note else ""
+    return (note.text if note else ""), literals
 
 
 def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[dict[str, Any]]:
@@ -83,11 +87,15 @@ def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[
     engine = Engine(bundled_model_path(), n_ctx=2048, n_threads=args.threads)
     rows: list[dict[str, Any]] = []
     for sc in scenarios:
-        wish = wish_text(sc, args.wording)
+        wish, _ = wish_text(sc, args.wording)
+        exact_wish, literals = wish_text(sc, args.wording, literal=True)
         prompts = (sc.heldout if args.pool == "heldout" else sc.train)[: args.prompts]
         start = time.perf_counter()
         for placement in args.placements:
-            note = MemoryNote(placement, wish) if placement != "none" and wish else None
+            words = exact_wish if placement == "exact" else wish
+            written = literals if placement == "exact" else None
+            note = MemoryNote("user" if placement == "exact" else placement, words) \
+                if placement != "none" and words else None
             for i, prompt in enumerate(prompts):
                 for sample in range(args.samples):
                     messages = [{"role": "user", "content": prompt.text}]
@@ -95,7 +103,9 @@ def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[
                         messages = note.apply(messages)
                     seed = args.seed + 1000 * sample + i  # the same for every placement: paired
                     gen = engine.generate(messages, temperature=args.temperature, top_p=0.95, top_k=40,
-                                          repeat_penalty=1.1, max_tokens=args.max_tokens, seed=seed)
+                                          repeat_penalty=1.1, max_tokens=args.max_tokens, seed=seed,
+                                          opening=written.opening if written else "",
+                                          ending=written.ending if written else "")
                     s = sc.score(gen.text, prompt)
                     rows.append({"scenario": sc.name, "placement": placement, "prompt": prompt.text, "seed": seed,
                                  "score": s.score, "compliance": s.compliance, "answers": s.answers,

@@ -33,3 +33,11 @@ def test_sentence_hold_never_shows_an_unfinished_sentence():
     assert hold.flush(before_more=True) == "\n\nMost people add"
     assert sentence_cut("Tea is a drink. It is") == len("Tea is a drink.")
     assert has_ending("Body.\n\nIn short: tea.\n", "in short:") and not has_ending("In short: x\nMore.", "In short:")
+
+
+def test_the_stop_scanner_says_which_stop_ended_a_closing_line():
+    from clawdesk.engine.stops import StopScanner
+
+    s = StopScanner([". ", "! ", "\n"])
+    shown = "".join(s.feed(p) for p in (" Tea is", " good.", " And more"))
+    assert (shown, s.hit, s.which) == (" Tea is good", True, ". ")

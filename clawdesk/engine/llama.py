@@ -21,6 +21,8 @@ from .shape import SentenceHold, has_ending, sentence_cut
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
+_SENTENCE_ENDS = (". ", "! ", "? ", "\n")  # where a closing line ends (``Engine._shaped``)
+_CLOSING_MIN_TOKENS = 4  # a closing line has words after the fixed ones
 
 
 @dataclass
@@ -131,6 +133,7 @@ class Engine:
         vocab = self._llm._model.vocab
         self._eog = lambda tok: bool(_llama_cpp().llama_vocab_is_eog(vocab, tok))
         self._eog_token = int(self._llm.token_eos())
+        self._line_enders: Any = None  # token ids that end a turn or hold a line break (``_not_before``)
         eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
         bos_id = self._llm.token_bos()
         bos = self._llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
@@ -325,25 +328,55 @@ class Engine:
         lead = ("\n\n" if kept else "") + ending
         show(lead)
         text = kept + lead
-        closing = self._sample(prompt_ids + self.tokenize(text), max(1, tail_budget), stop=("\n", *stop),
-                               on_text=show, **knobs)
+        # One line of at least a few words (not the words alone: "In short:" then nothing), ending
+        # at its first sentence end: a closing line, not a second answer.
+        scanner: list[StopScanner] = []
+        closing = self._sample(prompt_ids + self.tokenize(text), max(1, tail_budget), stop=(*_SENTENCE_ENDS, *stop),
+                               on_text=show, min_tokens=_CLOSING_MIN_TOKENS, scanner=scanner, **knobs)
+        if scanner and scanner[0].which in _SENTENCE_ENDS:  # keep the stop's punctuation
+            closing.text += scanner[0].which.strip()
+            show(scanner[0].which.strip())
         closing.first = run.first or closing.first
         closing.eog = closing.eog if closing.eog is not None else run.eog
-        if closing.finish == "stop" and closing.eog is None:  # ended at the line break
+        if closing.finish == "stop" and closing.eog is None:  # ended at the line or sentence end
             closing.eog = self._eog_token
         return closing, text + closing.text
 
+    def _not_before(self, run: _Run, n: int) -> Any:
+        """A logits processor that keeps end-of-turn and line-break tokens out of the first ``n``."""
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        if self._line_enders is None:
+            vocab = self._llm.n_vocab()
+            self._line_enders = np.array([t for t in range(vocab) if self._eog(t)
+                                          or b"\n" in self._llm.detokenize([t], special=True)], dtype=np.int64)
+        banned = self._line_enders
+
+        def block(_ids: Any, scores: Any) -> Any:
+            if len(run.ids) < n:
+                scores[banned] = -np.inf
+            return scores
+        return LogitsProcessorList([block])
+
     def _sample(self, prompt_ids: list[int], max_tokens: int, *, temperature: float, top_p: float, top_k: int,
                 repeat_penalty: float, grammar: Any, cancel: threading.Event | None, stop: Sequence[str],
-                on_text: Callable[[str], None] | None) -> _Run:
-        """The sampling loop: tokens until end of turn, a stop string, ``cancel`` or the budget."""
+                on_text: Callable[[str], None] | None, min_tokens: int = 0,
+                scanner: list[StopScanner] | None = None) -> _Run:
+        """The sampling loop: tokens until end of turn, a stop string, ``cancel`` or the budget.
+        No end of turn and no line break before ``min_tokens``; ``scanner`` receives the stop
+        scanner (which stop string hit)."""
         stopper = StopScanner(stop) if stop else None
+        if scanner is not None and stopper is not None:
+            scanner.append(stopper)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         run = _Run()
         pieces: list[str] = []
+        processors = self._not_before(run, min_tokens) if min_tokens else None
         # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
         gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
-                                 repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0)
+                                 repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0,
+                                 logits_processor=processors)
         try:
             for tok in gen:
                 if not run.ids:

@@ -20,6 +20,7 @@ class StopScanner:
         self.text = ""  # everything decoded so far (up to the stop string once one hit)
         self._sent = 0  # how much of ``text`` has been released
         self.hit = False
+        self.which = ""  # the stop string that hit
 
     def feed(self, piece: str) -> str:
         """Add a piece; return the newly releasable text (possibly empty)."""
@@ -28,10 +29,11 @@ class StopScanner:
         self.text += piece
         longest = max((len(s) for s in self.stops), default=0)
         start = max(0, self._sent - longest + 1)
-        found = [i for i in (self.text.find(s, start) for s in self.stops) if i >= 0]
+        found = [(i, s) for i, s in ((self.text.find(s, start), s) for s in self.stops) if i >= 0]
         if found:
             self.hit = True
-            self.text = self.text[: min(found)]
+            at, self.which = min(found)
+            self.text = self.text[:at]
             return self._release(len(self.text))
         return self._release(len(self.text) - self._held())
 
