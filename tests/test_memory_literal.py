@@ -23,7 +23,8 @@ def test_literals_come_from_active_opening_and_ending_wishes_only():
     assert literals_of(wishes) == Literals("Hi Sam!", "")
     assert not literals_of([w for w in wishes if w.id != 1])
     assert [w.id for w in wishes if written_exactly(w)] == [1]
-    assert said(literals_of(wishes)) == "Written exactly: replies start with “Hi Sam!”."
+    assert said(literals_of(wishes)) == "Written exactly: every reply starts with “Hi Sam!”."
+    assert said(Literals("", "In short:")) == "Written exactly: the last line of every reply starts with “In short:”."
 
 
 def test_sentence_hold_never_shows_an_unfinished_sentence():

@@ -187,7 +187,8 @@ def test_quoted_opening_and_ending_are_written_exactly_and_stop_when_deleted(cha
     assert len(t.assistant.response_token_ids) <= 96
     assert t.assistant.sampling["opening"] == "Hi Sam!" and t.assistant.sampling["ending"] == "In short:"
     assert "Hi Sam" not in engine.detokenize(t.generation.prompt_token_ids)  # not asked for twice
-    assert "Written exactly: replies start with “Hi Sam!”" in cli_run("memory", "list")
+    assert ("Written exactly: every reply starts with “Hi Sam!” and its last line starts with “In short:”."
+            in cli_run("memory", "list"))
 
     for wish in chat.store.wishes():
         cli_run("memory", "rm", str(wish.id))

@@ -50,7 +50,8 @@ def literals_of(wishes: Sequence[Wish]) -> Literals:
 
 def said(literals: Literals) -> str:
     """The quoted words in the words every UI uses ('' when there are none)."""
-    parts = [f"replies start with “{literals.opening}”" if literals.opening else "",
-             f"their last line starts with “{literals.ending}”" if literals.ending else ""]
-    parts = [p for p in parts if p]
+    opening = f"every reply starts with “{literals.opening}”" if literals.opening else ""
+    whose = "its" if opening else "the"
+    ending = f"{whose} last line{'' if opening else ' of every reply'} starts with “{literals.ending}”"
+    parts = [p for p in (opening, ending if literals.ending else "") if p]
     return f"Written exactly: {' and '.join(parts)}." if parts else ""
