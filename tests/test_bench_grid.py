@@ -35,3 +35,12 @@ def test_the_grid_runs_each_job_once_and_merges_tuned_and_heldback_apart(tmp_pat
     again = grid(tmp_path)  # resumes: both jobs have their result, nothing runs
     assert "2 jobs, 0 to run" in again.stdout
     assert sorted((tmp_path / "jobs").glob("*/personalize-2*.json")) == job_files
+
+    # the headline table reads the jobs' files: with no update, served and weights-only are the base
+    report = subprocess.run([sys.executable, "bench/headline.py", str(tmp_path), "--out", str(tmp_path / "h")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "| brief | 1 |" in report.stdout and "| tldr | 1 |" in report.stdout and "served mean ≥ 0.75" in report.stdout
+    summary = json.loads((tmp_path / "h" / "headline-latest.json").read_text())["summary"]
+    for v in summary["scenarios"].values():
+        assert v["served"] == v["weights"] == v["base"] and v["nll_rest"][0] == 0.0

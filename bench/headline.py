@@ -1,0 +1,144 @@
+"""The headline table: a grid's results per scenario, mean ± s.e. over seeds, checked against the bar.
+
+``bench/grid.py`` leaves one result file per (scenario, seed); this reads them (no model) and
+reports, per scenario, what a person gets after the last night — the **served** score (the
+preference memory in the prompt and its quoted words written, ``memory_score``) — beside what the
+**weights alone** learned (``score``), the drift on general prompts after each reply's opening
+(``delta_nll_rest``) and the answer rate against the base model's. Seeds are the unit: each
+scenario's s.e. is over its seeds, and the overall s.e. over the seeds' means across scenarios.
+
+Two bars (issue 19), checked and printed:
+
+- ``--bar headline`` (an ordinary user): served mean ≥ 0.75, every scenario ≥ 0.6, ΔNLL ≤ +0.10,
+  served answer rate ≥ the base's;
+- ``--bar thumbs`` (a thumbs-only user): never below base on score or answer rate, ΔNLL ≤ +0.10,
+  and a gain on at least one scenario.
+
+    .venv/bin/python bench/headline.py /tmp/grid [--bar thumbs] [--out bench/results --name headline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import markdown_table, write_results  # noqa: E402
+
+NLL_BAR = 0.10
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    """Mean and standard error (0 for a single value: one seed is an anecdote, and says so by n)."""
+    m = statistics.fmean(xs)
+    return m, (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0)
+
+
+def job_results(folder: Path) -> list[Path]:
+    """The finished jobs' files under a grid's ``jobs/`` (or the files given directly)."""
+    if folder.is_file():
+        return [folder]
+    return [sorted(d.glob("personalize-2*.json"))[-1] for d in sorted((folder / "jobs").glob("*"))
+            if d.is_dir() and list(d.glob("personalize-2*.json"))]
+
+
+def seed_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    """One row per (scenario, seed): the base point and the last point of its first method."""
+    rows = []
+    for path in paths:
+        for run in json.loads(path.read_text())["runs"]:
+            base, last = run["points"][0], run["points"][-1]
+            served = last.get("memory_score")
+            rows.append({
+                "scenario": run["scenario"], "seed": run["seed"], "method": run["method"],
+                "base": base["score"], "weights": last["score"],
+                "served": last["score"] if served is None else served,
+                "answers_base": base["answers"], "answers_weights": last["answers"],
+                "answers_served": last.get("memory_answers", last["answers"]) or last["answers"],
+                "nll_rest": last.get("delta_nll_rest", last["delta_nll"]), "nll": last["delta_nll"],
+                "promoted": sum(1 for p in run["points"][1:] if p.get("promoted")), "updates": len(run["points"]) - 1,
+                "note": last.get("memory_note"), "literals": last.get("memory_literals"), "file": str(path),
+            })
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("base", "weights", "served", "answers_base", "answers_weights", "answers_served", "nll_rest")
+    scenarios = {}
+    for name in sorted({r["scenario"] for r in rows}):
+        mine = [r for r in rows if r["scenario"] == name]
+        scenarios[name] = {"seeds": sorted(r["seed"] for r in mine),
+                           **{k: mean_se([r[k] for r in mine]) for k in keys},
+                           "promoted": sum(r["promoted"] for r in mine), "updates": sum(r["updates"] for r in mine)}
+    # overall: per seed, the mean over the scenarios that seed has; then mean ± s.e. over seeds
+    seeds = sorted({r["seed"] for r in rows})
+    per_seed = {k: [statistics.fmean(r[k] for r in rows if r["seed"] == s) for s in seeds] for k in keys}
+    overall = {"seeds": seeds, **{k: mean_se(v) for k, v in per_seed.items()}}
+    return {"scenarios": scenarios, "overall": overall}
+
+
+def check(summary: dict[str, Any], bar: str) -> list[tuple[str, bool]]:
+    """The bar's points, each with whether it holds on these results."""
+    sc, ov = summary["scenarios"], summary["overall"]
+    drift = all(v["nll_rest"][0] <= NLL_BAR for v in sc.values())
+    if bar == "headline":
+        return [("served mean ≥ 0.75", ov["served"][0] >= 0.75),
+                ("every scenario served ≥ 0.6", all(v["served"][0] >= 0.6 for v in sc.values())),
+                (f"ΔNLL after the opening ≤ +{NLL_BAR:.2f} on every scenario", drift),
+                ("served answer rate ≥ base on every scenario",
+                 all(v["answers_served"][0] >= v["answers_base"][0] for v in sc.values()))]
+    return [("never below base: served score", all(v["served"][0] >= v["base"][0] for v in sc.values())),
+            ("never below base: served answer rate", all(v["answers_served"][0] >= v["answers_base"][0] for v in sc.values())),
+            ("never below base: weights-only score", all(v["weights"][0] >= v["base"][0] for v in sc.values())),
+            (f"ΔNLL after the opening ≤ +{NLL_BAR:.2f} on every scenario", drift),
+            ("a gain on at least one scenario (served)", any(v["served"][0] > v["base"][0] for v in sc.values()))]
+
+
+def table(summary: dict[str, Any]) -> str:
+    def f(pair: tuple[float, float], signed: bool = False) -> str:
+        m, se = pair
+        return f"{m:+.3f} ± {se:.3f}" if signed else f"{m:.2f} ± {se:.2f}"
+
+    rows = []
+    for name, v in [*summary["scenarios"].items(), ("**overall**", summary["overall"])]:
+        rows.append([name, len(v["seeds"]), f(v["base"]), f(v["served"]), f(v["weights"]), f(v["nll_rest"], True),
+                     f"{v['answers_base'][0]:.2f}", f"{v['answers_served'][0]:.2f}", f"{v['answers_weights'][0]:.2f}",
+                     f"{v['promoted']}/{v['updates']}" if "promoted" in v else ""])
+    return markdown_table(["scenario", "seeds", "base", "served (memory + weights)", "weights only",
+                           "ΔNLL after opening", "answers base", "answers served", "answers weights", "promoted"],
+                          rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench/headline.py", description=__doc__.splitlines()[0])
+    ap.add_argument("sources", nargs="+", type=Path, help="Grid output folders (their jobs/) or result files.")
+    ap.add_argument("--bar", choices=("headline", "thumbs"), default="headline")
+    ap.add_argument("--out", type=Path, help="Also write the JSON here (bench/results keeps *-latest.json).")
+    ap.add_argument("--name", default="headline")
+    args = ap.parse_args(argv)
+    rows = seed_rows([p for src in args.sources for p in job_results(src)])
+    if not rows:
+        print("no finished jobs", file=sys.stderr)
+        return 1
+    summary = summarise(rows)
+    print(table(summary))
+    checks = check(summary, args.bar)
+    print()
+    for what, ok in checks:
+        print(f"- [{'x' if ok else ' '}] {what}")
+    if args.out:
+        write_results(args.name, {"benchmark": "headline", "bar": args.bar, "rows": rows, "summary": summary,
+                                  "checks": checks}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
