@@ -158,3 +158,22 @@ def test_cpu_path_does_not_import_gpu_only_packages():
             "b = choose_backend('auto'); print(b.name, 'unsloth' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["lora-cpu-fp32", "False"]
+
+
+def test_the_engines_quoted_words_are_left_out_of_the_on_policy_terms(chat, settings, shared_hf):
+    """A reply that opened with the memory's quoted words: those ids were written by the engine, not
+    sampled, so RL and OPD skip them (docs/memory.md) — the rest of the reply trains as usual."""
+    from clawdesk.train.step import forced_spans
+
+    chat.memory.add("Start every answer with 'Hi Sam!'")
+    sample = add_sample(chat, "What is the capital of France?", reward=1.0, seed=0, max_tokens=10)
+    message = chat.store.get_message(sample.message_id)
+    [[start, end]] = forced_spans(chat.store, sample)
+    assert (start, end) == (0, len(chat.engine.tokenize("Hi Sam!")))
+    assert chat.engine.detokenize(message.response_token_ids[start:end]) == "Hi Sam!"
+
+    model, tokenizer = load_trainable(shared_hf, None, tiny(settings), choose_backend("lora"))
+    item = score_sample(model, tokenizer, sample, ScoreConfig(), forced=forced_spans(chat.store, sample))
+    with torch.no_grad():
+        b = loss_batch(model, [item])
+    assert not b.mask[0, :end].any() and b.mask[0, end:].all()

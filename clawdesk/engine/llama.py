@@ -291,8 +291,9 @@ class Engine:
                 text, out = run.text, run.ids
             else:
                 sampling.update({k: v for k, v in (("opening", opening), ("ending", ending)) if v})
-                run, text = self._shaped(prompt_ids, max_tokens, opening, ending, ending_tokens, stop, on_text, knobs)
-                out = self.tokenize(text) + ([run.eog] if run.eog is not None else [])
+                run, text, out, forced = self._shaped(prompt_ids, max_tokens, opening, ending, ending_tokens, stop,
+                                                      on_text, knobs)
+                sampling["forced"] = forced  # kept with the reply: training leaves these ids out
             return Generation(text=text, prompt_token_ids=list(prompt_ids), response_token_ids=out,
                               finish_reason=run.finish, ttft_s=run.first - start if run.first else 0.0,
                               duration_s=time.perf_counter() - start, truncated_tokens=truncated,
@@ -300,47 +301,58 @@ class Engine:
 
     def _shaped(self, prompt_ids: list[int], max_tokens: int, opening: str, ending: str, ending_tokens: int,
                 stop: Sequence[str], on_text: Callable[[str], None] | None,
-                knobs: dict[str, Any]) -> tuple[_Run, str]:
-        """A reply with fixed words at its start and/or its last line (see ``generate``)."""
+                knobs: dict[str, Any]) -> tuple[_Run, str, list[int], list[list[int]]]:
+        """A reply with fixed words at its start and/or its last line (see ``generate``).
+
+        Returns the last stretch of sampling, the text, the response ids — the sequence the model
+        was run on, so training scores what it saw — and the ``forced`` spans of those ids
+        ([start, end) positions the engine wrote, not the model: training leaves them out of the
+        on-policy terms, docs/memory.md)."""
         def show(piece: str) -> None:
             if piece and on_text:
                 on_text(piece)
 
-        head = opening
+        head, head_ids = opening, self.tokenize(opening) if opening else []
+        forced = [[0, len(head_ids)]] if head_ids else []
         show(head)
         tail_budget = min(ending_tokens, max_tokens // 2) if ending else 0
-        budget = max(1, max_tokens - len(self.tokenize(head)) - tail_budget)
+        budget = max(1, max_tokens - len(head_ids) - tail_budget)
         hold = SentenceHold() if ending else None
         sink = (lambda piece: show(hold.feed(piece))) if hold is not None else on_text
-        run = self._sample(prompt_ids + self.tokenize(head), budget, stop=stop, on_text=sink, **knobs)
+        run = self._sample(prompt_ids + head_ids, budget, stop=stop, on_text=sink, **knobs)
         body = head + run.text
         if hold is None or run.finish == "cancelled" or has_ending(body, ending):
             if hold is not None:
                 show(hold.flush())
-            return run, body
+            return run, body, head_ids + run.ids, forced
         cut = sentence_cut(run.text) if run.finish == "length" else 0
         if cut:  # the budget cut it mid-sentence: drop the unfinished sentence (never shown)
-            kept = body[: len(head) + cut]
+            kept = run.text[:cut]
         else:
             show(hold.flush(before_more=True))
-            kept = body
+            kept = run.text
         kept = kept.rstrip()
-        lead = ("\n\n" if kept else "") + ending
+        kept_ids = head_ids + (self.tokenize(kept) if kept else [])
+        lead = ("\n\n" if head or kept else "") + ending
+        lead_ids = self.tokenize(lead)
+        forced.append([len(kept_ids), len(kept_ids) + len(lead_ids)])
         show(lead)
-        text = kept + lead
         # One line of at least a few words (not the words alone: "In short:" then nothing), ending
         # at its first sentence end: a closing line, not a second answer.
         scanner: list[StopScanner] = []
-        closing = self._sample(prompt_ids + self.tokenize(text), max(1, tail_budget), stop=(*_SENTENCE_ENDS, *stop),
-                               on_text=show, min_tokens=_CLOSING_MIN_TOKENS, scanner=scanner, **knobs)
-        if scanner and scanner[0].which in _SENTENCE_ENDS:  # keep the stop's punctuation
-            closing.text += scanner[0].which.strip()
+        closing = self._sample(prompt_ids + kept_ids + lead_ids, max(1, tail_budget),
+                               stop=(*_SENTENCE_ENDS, *stop), on_text=show, min_tokens=_CLOSING_MIN_TOKENS,
+                               scanner=scanner, **knobs)
+        closing_ids = closing.ids
+        if scanner and scanner[0].hit:  # ended at the line or sentence end, which the ids overshoot
+            closing.text += scanner[0].which.strip()  # keep the stop's punctuation
             show(scanner[0].which.strip())
+            closing_ids = self.tokenize(closing.text) + [self._eog_token]
+            forced.append([len(kept_ids) + len(lead_ids) + len(closing_ids) - 1] * 2)
+            forced[-1][1] += 1  # the end of turn: the engine ended the reply there
         closing.first = run.first or closing.first
         closing.eog = closing.eog if closing.eog is not None else run.eog
-        if closing.finish == "stop" and closing.eog is None:  # ended at the line or sentence end
-            closing.eog = self._eog_token
-        return closing, text + closing.text
+        return closing, head + kept + lead + closing.text, kept_ids + lead_ids + closing_ids, forced
 
     def _not_before(self, run: _Run, n: int) -> Any:
         """A logits processor that keeps end-of-turn and line-break tokens out of the first ``n``."""

@@ -69,6 +69,9 @@ class Scored:
     truncated: int = 0  # context tokens cut from the left
     token_weights: Tensor | None = None  # [T], demos only: per-token NLL weights, mean 1 (edit_weights)
     is_context: bool = False  # context distillation (train/context.py): the memory is the "hint"
+    # [start, end) response positions the engine wrote, not the policy (the memory's quoted words,
+    # docs/memory.md): left out of the on-policy terms (RL, OPD), which are about the model's choices
+    forced: list[list[int]] = field(default_factory=list)
 
     @property
     def has_hint(self) -> bool:
@@ -203,14 +206,17 @@ def _adapter_off(model: Any):
 
 @torch.no_grad()
 def score_sample(model: Any, tokenizer: Any, sample: Sample, cfg: ScoreConfig,
-                 original_ids: list[int] | None = None, teacher_model: Any = None) -> Scored:
+                 original_ids: list[int] | None = None, teacher_model: Any = None,
+                 forced: list[list[int]] | None = None) -> Scored:
     """Everything the loss needs about one sample, computed under π_old (the weights as loaded).
     ``original_ids``: for a demonstration, the model's own reply it corrects (edit_weights).
     ``teacher_model``: another model sharing the tokenizer (``teacher_model`` setting) that scores
-    the hinted contexts instead of the student's own weights."""
+    the hinted contexts instead of the student's own weights. ``forced``: see ``Scored.forced``."""
     prompt, response, cut = fit_context(sample.prompt_token_ids, sample.response_token_ids, cfg.context_tokens)
     scored = Scored(sample.id, sample.message_id, sample.source in ("demo", "transfer"), float(sample.reward or 0.0),
                     prompt, response, truncated=cut)
+    if not scored.is_demo:
+        scored.forced = [[a, min(b, len(response))] for a, b in (forced or []) if a < min(b, len(response))]
     if scored.is_demo:
         # off-policy: only the NLL of its tokens, nothing to score in advance
         weights = edit_weights(original_ids or [], response, cfg.demo_copy_weight)

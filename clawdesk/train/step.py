@@ -74,13 +74,29 @@ def corrected_reply(store: Store, sample: Sample) -> list[int] | None:
         return None
 
 
+def forced_spans(store: Store, sample: Sample) -> list[list[int]]:
+    """The response positions the engine wrote in the reply a sample trains on (the memory's
+    quoted words, kept in the reply's sampling record); none for demonstrations and for samples
+    whose ids are not the logged reply's."""
+    if sample.source in ("demo", "transfer", "context"):
+        return []
+    try:
+        message = store.get_message(sample.message_id)
+    except StoreError:
+        return []
+    if list(message.response_token_ids or []) != list(sample.response_token_ids or []):
+        return []
+    return [list(span) for span in (message.sampling or {}).get("forced", [])]
+
+
 def score_samples(model: Any, tokenizer: Any, samples: list[Sample], cfg: ScoreConfig, store: Store,
                   on_scored: Callable[[int, int], None] | None = None, teacher_model: Any = None) -> list[Scored]:
     """Score each sample once under the weights now active (π_old); ``on_scored(done, total)``
     after each, for a progress bar; ``teacher_model`` (train/teacher.py) scores the hints."""
     out: list[Scored] = []
     for sample in samples:
-        out.append(score_sample(model, tokenizer, sample, cfg, corrected_reply(store, sample), teacher_model))
+        out.append(score_sample(model, tokenizer, sample, cfg, corrected_reply(store, sample), teacher_model,
+                                forced_spans(store, sample)))
         if on_scored:
             on_scored(len(out), len(samples))
     return out
@@ -202,6 +218,9 @@ def loss_batch(model: Any, items: list[Scored]) -> LossBatch:
 
     lengths = torch.tensor([len(s.response_ids) for s in items], device=device)
     mask = torch.arange(int(lengths.max()), device=device)[None, :] < lengths[:, None]  # [B, T]
+    for i, s in enumerate(items):  # the engine's words are not the policy's: no term trains on them
+        for a, b in s.forced:
+            mask[i, a:b] = False
     return LossBatch(
         mask=mask, logp=pad(tok), old_logp=pad(old),
         rewards=torch.tensor([0.0 if s.is_demo else s.reward for s in items], device=device),
