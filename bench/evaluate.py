@@ -79,7 +79,7 @@ def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], sam
             compliance.append(s.compliance)
             answering.append(1.0 if s.answers else 0.0)
             lengths.append(len(words(gen.text)))
-            if j == 0 and len(examples) < 3:
+            if (j == 0 and len(examples) < 3) or (not s.answers and len(examples) < 8):  # and why answers fail
                 examples.append({"prompt": prompt.text, "reply": gen.text[:400], "score": s.score,
                                  "why_not": s.why_not, "failed": s.failed_rules})
     n = len(scores)

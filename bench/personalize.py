@@ -153,6 +153,7 @@ class Point:
     memory_answers: float | None = None
     memory_note: str | None = None
     memory_literals: str | None = None  # the quoted opening … ending the chat wrote exactly (memory_literal)
+    memory_examples: list[dict[str, Any]] | None = None  # a few served replies, with why a 0 scored 0
 
 
 class ScenarioRun:
@@ -282,7 +283,8 @@ class ScenarioRun:
             engine.close()
         memory = dict(memory_score=with_memory.score, memory_compliance=with_memory.compliance,
                       memory_answers=with_memory.answers, memory_note=note.text if note else None,
-                      memory_literals=f"{literals.opening!r} … {literals.ending!r}" if literals else None)
+                      memory_literals=f"{literals.opening!r} … {literals.ending!r}" if literals else None,
+                      memory_examples=with_memory.examples if served_memory else None)
         if held is None:  # refused or failed: the same weights as before, so the same weights-only scores
             return Point(u, prev.score, prev.compliance, prev.answers, prev.mean_words, prev.nll, prev.delta_nll,
                          served, False, 0, 0, timings, pipeline=pipeline, examples=prev.examples,
