@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     gate_max_kl: float = Field(0.50, ge=0, le=100, description="Max mean KL(served ‖ candidate) per token on the fixed general prompts.")
     gate_max_nll_increase: float = Field(0.25, ge=0, le=100, description="Max rise (nats/token, vs the base model) of the NLL of the base model's own replies to general prompts — catches collapse.")
     gate_skip_opening_tokens: int = Field(2, ge=0, le=64, description="The general-NLL check starts at this token of each reply: a wish about how replies open (a greeting) moves the first tokens and is not a regression (measured: docs/benchmarks.md, multi-update run).")
+    gate_own_prompts: int = Field(8, ge=0, le=64, description="The gate also replies, greedily, to your latest this many questions with the preference memory placed as served, and refuses a candidate that answers fewer of them than the version served now: the memory and the weights pushing the same way can overshoot into replies too short to answer (docs/how-it-learns.md). 0 = off.")
     gate_min_answer_rate: float = Field(0.75, ge=0, le=1, description="Min fraction of general prompts the candidate still answers (non-empty, real words, not looping, on topic) — or the base model's own fraction where that is lower: the 135M base loops on some prompts itself.")
     # --- scheduler -------------------------------------------------------------------------------
     schedule_cron: str = Field("0 3 * * *", description="When the daemon runs the nightly pipeline (cron, local time).")

@@ -106,6 +106,10 @@ def test_pipeline_promotes_a_version_that_llama_cpp_serves(learned):
     assert (Path(adapter.path) / "adapter_config.json").exists() and Path(adapter.path).parent.name == "v1"
     # the run log says so too
     assert store.pipeline_log(1)[0]["decision"] == "promoted"
+    # check 4 replied to the user's own latest questions (the password, the liked ones)
+    assert run.gate["n_own"] == min(learned["settings"].gate_own_prompts, len(PHRASINGS) + len(GENERAL))
+    assert run.gate["own_answered_candidate"] >= run.gate["own_answered_served"]
+    assert any(r.startswith("pass  answers your latest prompts") for r in run.gate["reasons"])
 
 
 def test_running_chat_hot_reloads_and_answers_differently(learned):

@@ -26,6 +26,13 @@ numbers (docs/method.md):
    itself loops on some of these prompts). The last two are what catches the collapse the platform notes
    describe (every reward −1 → short gibberish that "complies").
 
+4. **Your prompts, as you are served.** On the user's own latest prompts (``gate_own_prompts``),
+   with the preference memory's note placed as the chat places it, the candidate's greedy replies
+   may not answer fewer of them than the served version's. The memory and the weights push the
+   same way (a 👎 "too long" becomes both a note and a hint), and together they can overshoot into
+   replies too short to answer — which the general prompts, without the note, do not show
+   (measured with a thumbs-only user: docs/choosing-defaults.md).
+
 The gate also returns a few (prompt, greedy tokens) pairs from torch + peft so the promotion
 step can check that llama.cpp serves the same model.
 """
@@ -41,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
-from ..errors import TrainingError
+from ..errors import StoreError, TrainingError
 from ..records import TrainResult, VerifyCase
 from ..settings import Settings
 from ..store import Store
@@ -80,6 +87,9 @@ class GateDecision:
     general_nll_candidate: float | None = None  # ...under the candidate
     answer_rate_candidate: float | None = None
     answer_rate_base: float | None = None  # the base model's own rate: the floor when it is below the setting
+    own_answered_served: int | None = None  # check 4: of the user's own prompts, with the memory as served
+    own_answered_candidate: int | None = None
+    n_own: int = 0
     candidate_replies: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -153,6 +163,34 @@ def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int
         if t in eos:
             return new[: i + 1]
     return new
+
+
+def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer: Any) -> list[tuple[str, list[int]]]:
+    """Check 4's prompts: the user's latest distinct questions among the pass's samples, each as
+    one turn with the memory's current note placed as served. (text, prompt ids) pairs."""
+    from ..memory import Memory
+    from .scoring import render_prompt
+
+    if settings.gate_own_prompts <= 0:
+        return []
+    note = Memory(store, settings).note()
+    texts: list[str] = []
+    for sample_id in sorted(result.trained_ids + result.heldout_ids, reverse=True):
+        try:
+            parent = store.get_message(store.get_sample(sample_id).message_id).parent_id
+            text = store.get_message(parent).content if parent is not None else ""
+        except StoreError:
+            continue
+        if text.strip() and text not in texts:
+            texts.append(text)
+        if len(texts) >= settings.gate_own_prompts:
+            break
+    out = []
+    for text in texts:
+        messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+        messages.append({"role": "user", "content": text})
+        out.append((text, render_prompt(tokenizer, note.apply(messages) if note is not None else messages)))
+    return out
 
 
 def verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
@@ -342,6 +380,21 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         checks.append((decision.answer_rate_candidate >= floor,
                        f"still answers general prompts: {decision.answer_rate_candidate:.2f} "
                        f"(min {floor:.2f}: {settings.gate_min_answer_rate}, or the base's {decision.answer_rate_base:.2f} if lower)"))
+        # 4. the user's own prompts, with the memory as served
+        own = own_prompts(store, settings, result, tokenizer)
+        decision.n_own = len(own)
+        if own:
+            say("gate: your prompts, as served")
+            answered = {}
+            for name in ("served", "candidate"):
+                with use(name):
+                    answered[name] = sum(still_answers(text, tokenizer.decode(greedy(model, ids, REPLY_TOKENS, eos),
+                                                                              skip_special_tokens=True))
+                                         for text, ids in own)
+            decision.own_answered_served, decision.own_answered_candidate = answered["served"], answered["candidate"]
+            checks.append((answered["candidate"] >= answered["served"],
+                           f"answers your latest prompts, memory as served: {answered['candidate']}/{len(own)} "
+                           f"(served now: {answered['served']}/{len(own)})"))
         with use("candidate"):
             cases = verify_cases(model, prompts, cand_replies)
     if not cases:
