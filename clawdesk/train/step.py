@@ -74,11 +74,11 @@ def corrected_reply(store: Store, sample: Sample) -> list[int] | None:
         return None
 
 
-def forced_spans(store: Store, sample: Sample) -> list[list[int]]:
+def forced_spans(store: Store | None, sample: Sample) -> list[list[int]]:
     """The response positions the engine wrote in the reply a sample trains on (the memory's
     quoted words, kept in the reply's sampling record); none for demonstrations and for samples
     whose ids are not the logged reply's."""
-    if sample.source in ("demo", "transfer", "context"):
+    if store is None or sample.source in ("demo", "transfer", "context"):
         return []
     try:
         message = store.get_message(sample.message_id)
@@ -89,7 +89,7 @@ def forced_spans(store: Store, sample: Sample) -> list[list[int]]:
     return [list(span) for span in (message.sampling or {}).get("forced", [])]
 
 
-def score_samples(model: Any, tokenizer: Any, samples: list[Sample], cfg: ScoreConfig, store: Store,
+def score_samples(model: Any, tokenizer: Any, samples: list[Sample], cfg: ScoreConfig, store: Store | None,
                   on_scored: Callable[[int, int], None] | None = None, teacher_model: Any = None) -> list[Scored]:
     """Score each sample once under the weights now active (π_old); ``on_scored(done, total)``
     after each, for a progress bar; ``teacher_model`` (train/teacher.py) scores the hints."""
