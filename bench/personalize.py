@@ -272,7 +272,8 @@ class ScenarioRun:
         served = store.served_version()
         pipeline = asdict(outcome)
         timings = {"pipeline_s": round(outcome.seconds, 2), **{f"pipeline.{k}": v for k, v in outcome.stage_seconds.items()}}
-        note, literals = Memory(store, settings).note(), Memory(store, settings).literals()
+        memory_now = Memory(store, settings)
+        note, literals = memory_now.note(), memory_now.literals()
         engine = open_engine(store, settings)  # a fresh Engine: it loads the promoted version
         try:
             held = self._heldout(engine, settings) if served != before else None

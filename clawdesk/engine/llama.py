@@ -33,7 +33,6 @@ class _Run:
     text: str = ""
     finish: str = "length"
     first: float = 0.0
-    eog: int | None = None  # the end-of-turn token that ended it, if one did
 
 
 @dataclass
@@ -351,7 +350,6 @@ class Engine:
             forced.append([len(kept_ids) + len(lead_ids) + len(closing_ids) - 1] * 2)
             forced[-1][1] += 1  # the end of turn: the engine ended the reply there
         closing.first = run.first or closing.first
-        closing.eog = closing.eog if closing.eog is not None else run.eog
         return closing, head + kept + lead + closing.text, kept_ids + lead_ids + closing_ids, forced
 
     def _not_before(self, run: _Run, n: int) -> Any:
@@ -395,7 +393,7 @@ class Engine:
                     run.first = time.perf_counter()
                 run.ids.append(int(tok))
                 if self._eog(tok):
-                    run.finish, run.eog = "stop", int(tok)
+                    run.finish = "stop"
                     break
                 piece = decoder.decode(self._llm.detokenize([tok]))
                 if stopper is not None:
