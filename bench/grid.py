@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     tuned = [Job(s, seed, False) for seed in seeds for s in args.scenarios.split(",") if s]
     held = [] if args.heldback == "none" else [Job(s, seed, True) for seed in seeds for s in args.heldback.split(",") if s]
-    todo = [j for j in tuned + held if result_of(args.out / "jobs" / j.name) is None]
+    # Whole seeds first: a grid stopped part-way has every scenario at the seeds it reached.
+    todo = sorted((j for j in tuned + held if result_of(args.out / "jobs" / j.name) is None), key=lambda j: j.seed)
     print(f"{len(tuned) + len(held)} jobs, {len(todo)} to run, {args.jobs} at a time; logs in {args.out / 'jobs'}",
           flush=True)
     failed = 0

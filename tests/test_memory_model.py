@@ -134,7 +134,7 @@ def test_the_judge_finds_what_the_rules_miss_only_in_the_persons_words(chat, eng
         return WishJudge(engine, votes=3, temperature=0.6, seed=0)
 
     (learned,) = extract_pending(chat.store, chat.settings, make_judge)
-    assert learned.wish.text == "Please never suggest meat dishes." and learned.wish.origin == "judge"
+    assert learned.wish.text == "Never suggest meat dishes." and learned.wish.origin == "judge"
     assert learned.wish.sources[0].channel == "judge" and learned.wish.sources[0].message_id == t.assistant.id
     # read once: a second pass has nothing new and loads no model
     assert extract_pending(chat.store, chat.settings, make_judge) == [] and len(opened) == 1
@@ -143,6 +143,27 @@ def test_the_judge_finds_what_the_rules_miss_only_in_the_persons_words(chat, eng
     chat.store.set_state(STATE_KEY, None)
     assert extract_pending(chat.store, chat.settings, make_judge) == []
     assert chat.store.wishes() == []
+
+
+def test_the_judge_reads_no_rewritten_answer_and_its_pick_joins_the_wish_it_repeats(chat, engine):
+    """Two failures seen in the headline grid: an answer's own imperative ("Use a calendar: …") in
+    a correction became a lasting wish, and "Shorter please, 30 words at most. <question>" — which
+    the rules refuse as a whole, since it asks something — became a second length wish."""
+    from clawdesk.memory.judge import WishJudge, extract_pending
+
+    cid = chat.new_conversation().id
+    t = chat.send(cid, "How can I be more productive when working from home?")
+    chat.correct(t.assistant.id, "Use a calendar: block your working hours. Keep breaks short.")
+    chat.send(cid, "Too long. Please keep it under 30 words.")
+    asked = chat.send(cid, "Shorter please, 30 words at most. How do I start running as a beginner?")
+    (before,) = chat.store.wishes()
+    assert before.slot == "length"
+    learned = extract_pending(chat.store, chat.settings, lambda: WishJudge(engine, votes=3, temperature=0.6, seed=0))
+    (after,) = chat.store.wishes()
+    assert after.id == before.id and "calendar" not in after.text.lower()
+    assert [x.kind for x in learned] == ["changed"]  # the judge picked the clause; it rewords the same wish
+    assert after.text == "Keep every answer to at most 30 words."
+    assert asked.user.id in [s.message_id for s in after.sources]
 
 
 def test_memory_extract_command_with_nothing_new():

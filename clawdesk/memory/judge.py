@@ -108,6 +108,14 @@ class WishJudge:
         return best if best != "NONE" and n * 2 > self.votes and best in options else None
 
 
+def _as_wishes(clause: str) -> list[Candidate]:
+    """The wishes a picked clause states. The rules refuse a whole message that also asks a
+    question ("Too long, keep it under 30 words. How do I …?"), yet they know the clause alone:
+    read that way it takes its slot, so it confirms or rewords the length wish the person already
+    has instead of sitting beside it as a second, differently worded one in every prompt."""
+    return extract(clause, "comment") or [Candidate(clause, "", clause)]
+
+
 def extract_pending(store: Store, settings: Settings, make_judge: Callable[[], WishJudge],
                     progress: Callable[[int, int], None] | None = None) -> list[Learned]:
     """Judge the remarks written since the last run that the rules found no wish in.
@@ -118,8 +126,12 @@ def extract_pending(store: Store, settings: Settings, make_judge: Callable[[], W
     feedback, messages = store.memory_signals(upto["feedback"], upto["message"])
     todo: list[tuple[str, WishSource]] = []
     for fb in feedback:
-        text = fb.comment if fb.kind != "correction" else fb.correction
-        channel = {"correction": "correction", "comment": "comment"}.get(fb.kind, "thumbs_down")
+        # A correction's text is the reply rewritten, and an answer's own imperatives ("Use a
+        # calendar: …") read as wishes: the judge took one as a lasting wish, and the model then
+        # repeated that sentence in every reply. The rules still read a correction that is an
+        # instruction ("under 30 words please"); the judge reads only comments.
+        text = fb.comment
+        channel = "comment" if fb.kind == "comment" else "thumbs_down"
         if text.strip() and len(text.split()) <= MAX_WORDS and not extract(text, channel):
             todo.append((text, WishSource(fb.message_id, fb.id, None, "judge", "")))
     for m in messages:
@@ -132,9 +144,10 @@ def extract_pending(store: Store, settings: Settings, make_judge: Callable[[], W
         clause = judge.pick(text) if judge else None
         if clause:
             source = WishSource(source.message_id, source.feedback_id, source.conversation_id, "judge", clause)
-            got = memory.learn(Candidate(clause, "", clause), source, origin="judge")
-            if got is not None:
-                learned.append(got)
+            for candidate in _as_wishes(clause):
+                got = memory.learn(candidate, source, origin="judge")
+                if got is not None:
+                    learned.append(got)
         if progress:
             progress(i + 1, len(todo))
     top_f = max([fb.id for fb in feedback], default=upto["feedback"])
