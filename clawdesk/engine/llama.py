@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import ctypes
 import os
@@ -10,29 +9,20 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
+from .sampling import Run, TokenLoop
 from .shape import SentenceHold, has_ending, sentence_cut
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
 _SENTENCE_ENDS = (". ", "! ", "? ", "\n")  # where a closing line ends (``Engine._shaped``)
 _CLOSING_MIN_TOKENS = 4  # a closing line has words after the fixed ones
-
-
-@dataclass
-class _Run:
-    """One stretch of sampling: its tokens, text, why it ended, when its first token came."""
-
-    ids: list[int] = field(default_factory=list)
-    text: str = ""
-    finish: str = "length"
-    first: float = 0.0
 
 
 @dataclass
@@ -132,7 +122,7 @@ class Engine:
         vocab = self._llm._model.vocab
         self._eog = lambda tok: bool(_llama_cpp().llama_vocab_is_eog(vocab, tok))
         self._eog_token = int(self._llm.token_eos())
-        self._line_enders: Any = None  # token ids that end a turn or hold a line break (``_not_before``)
+        self._loop = TokenLoop(self._llm, self._eog)
         eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
         bos_id = self._llm.token_bos()
         bos = self._llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
@@ -286,7 +276,7 @@ class Engine:
                      "repeat_penalty": repeat_penalty, "grammar": grammar, "cancel": cancel}
             start = time.perf_counter()
             if not opening and not ending:
-                run = self._sample(prompt_ids, max_tokens, stop=stop, on_text=on_text, **knobs)
+                run = self._loop.sample(prompt_ids, max_tokens, stop=stop, on_text=on_text, **knobs)
                 text, out = run.text, run.ids
             else:
                 sampling.update({k: v for k, v in (("opening", opening), ("ending", ending)) if v})
@@ -300,7 +290,7 @@ class Engine:
 
     def _shaped(self, prompt_ids: list[int], max_tokens: int, opening: str, ending: str, ending_tokens: int,
                 stop: Sequence[str], on_text: Callable[[str], None] | None,
-                knobs: dict[str, Any]) -> tuple[_Run, str, list[int], list[list[int]]]:
+                knobs: dict[str, Any]) -> tuple[Run, str, list[int], list[list[int]]]:
         """A reply with fixed words at its start and/or its last line (see ``generate``).
 
         Returns the last stretch of sampling, the text, the response ids — the sequence the model
@@ -318,7 +308,7 @@ class Engine:
         budget = max(1, max_tokens - len(head_ids) - tail_budget)
         hold = SentenceHold() if ending else None
         sink = (lambda piece: show(hold.feed(piece))) if hold is not None else on_text
-        run = self._sample(prompt_ids + head_ids, budget, stop=stop, on_text=sink, **knobs)
+        run = self._loop.sample(prompt_ids + head_ids, budget, stop=stop, on_text=sink, **knobs)
         body = head + run.text
         if hold is None or run.finish == "cancelled" or has_ending(body, ending):
             if hold is not None:
@@ -339,7 +329,7 @@ class Engine:
         # One line of at least a few words (not the words alone: "In short:" then nothing), ending
         # at its first sentence end: a closing line, not a second answer.
         scanner: list[StopScanner] = []
-        closing = self._sample(prompt_ids + kept_ids + lead_ids, max(1, tail_budget),
+        closing = self._loop.sample(prompt_ids + kept_ids + lead_ids, max(1, tail_budget),
                                stop=(*_SENTENCE_ENDS, *stop), on_text=show, min_tokens=_CLOSING_MIN_TOKENS,
                                scanner=scanner, **knobs)
         closing_ids = closing.ids
@@ -351,76 +341,6 @@ class Engine:
             forced[-1][1] += 1  # the end of turn: the engine ended the reply there
         closing.first = run.first or closing.first
         return closing, head + kept + lead + closing.text, kept_ids + lead_ids + closing_ids, forced
-
-    def _not_before(self, run: _Run, n: int) -> Any:
-        """A logits processor that keeps end-of-turn and line-break tokens out of the first ``n``."""
-        import numpy as np
-        from llama_cpp import LogitsProcessorList
-
-        if self._line_enders is None:
-            vocab = self._llm.n_vocab()
-            self._line_enders = np.array([t for t in range(vocab) if self._eog(t)
-                                          or b"\n" in self._llm.detokenize([t], special=True)], dtype=np.int64)
-        banned = self._line_enders
-
-        def block(_ids: Any, scores: Any) -> Any:
-            if len(run.ids) < n:
-                scores[banned] = -np.inf
-            return scores
-        return LogitsProcessorList([block])
-
-    def _sample(self, prompt_ids: list[int], max_tokens: int, *, temperature: float, top_p: float, top_k: int,
-                repeat_penalty: float, grammar: Any, cancel: threading.Event | None, stop: Sequence[str],
-                on_text: Callable[[str], None] | None, min_tokens: int = 0,
-                scanner: list[StopScanner] | None = None) -> _Run:
-        """The sampling loop: tokens until end of turn, a stop string, ``cancel`` or the budget.
-        No end of turn and no line break before ``min_tokens``; ``scanner`` receives the stop
-        scanner (which stop string hit)."""
-        stopper = StopScanner(stop) if stop else None
-        if scanner is not None and stopper is not None:
-            scanner.append(stopper)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        run = _Run()
-        pieces: list[str] = []
-        processors = self._not_before(run, min_tokens) if min_tokens else None
-        # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
-        gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
-                                 repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0,
-                                 logits_processor=processors)
-        try:
-            for tok in gen:
-                if not run.ids:
-                    run.first = time.perf_counter()
-                run.ids.append(int(tok))
-                if self._eog(tok):
-                    run.finish = "stop"
-                    break
-                piece = decoder.decode(self._llm.detokenize([tok]))
-                if stopper is not None:
-                    piece = stopper.feed(piece)
-                if piece:
-                    pieces.append(piece)
-                    if on_text:
-                        on_text(piece)
-                if stopper is not None and stopper.hit:
-                    run.finish = "stop"
-                    break
-                if cancel is not None and cancel.is_set():
-                    run.finish = "cancelled"
-                    break
-                if len(run.ids) >= max_tokens:
-                    break
-        finally:
-            gen.close()
-        tail = decoder.decode(b"", final=True)
-        if stopper is not None:
-            tail = "" if stopper.hit else stopper.feed(tail) + stopper.flush()
-        if tail:
-            pieces.append(tail)
-            if on_text:
-                on_text(tail)
-        run.text = "".join(pieces)
-        return run
 
     def score(self, prompt_ids: list[int], continuation_ids: list[int]) -> TokenScores:
         """Teacher-forced log-probs of ``continuation_ids`` after ``prompt_ids`` on the served
