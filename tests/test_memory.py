@@ -138,6 +138,19 @@ def test_a_new_wish_in_a_slot_replaces_the_old_words_and_a_vaguer_one_confirms(s
     assert len(store.wishes()) == 1 and len(store.wishes()[0].sources) == 3
 
 
+def test_an_opening_without_quoted_words_confirms_the_quoted_one(store, memory):
+    """"Say hi to me first" after "start with 'Hi Sam!'": the engine keeps writing "Hi Sam!"."""
+    _, _, a = turn(store)
+    memory.learn_from_feedback(store.add_feedback(a, "comment", comment="Please always begin with 'Hi Sam!'"))
+    _, _, b = turn(store)
+    (vaguer,) = memory.learn_from_feedback(store.add_feedback(b, "comment", comment="Say hi to me first, then answer."))
+    assert vaguer.kind == "confirmed" and memory.literals().opening == "Hi Sam!"
+    _, _, c = turn(store)
+    (new_words,) = memory.learn_from_feedback(store.add_feedback(c, "comment", comment="Start with 'Hello Sam.'"))
+    assert new_words.kind == "changed" and memory.literals().opening == "Hello Sam."
+    assert len(store.wishes()) == 1 and len(store.wishes()[0].sources) == 3
+
+
 def test_a_deleted_wish_is_never_relearned_from_the_same_turns(store, memory):
     _, _, a = turn(store)
     fb = store.add_feedback(a, "correction", correction="under 30 words please")

@@ -9,7 +9,7 @@ How a found wish meets the profile (``learn``):
 2. Else, if an active wish fills the same slot (or has the same words), it is *confirmed*: the
    source is added, its confirmed time moves, and a new wording replaces the old one ("under 50
    words" after "under 30 words") — unless the new one is vaguer ("too long" after "under 30
-   words"), which confirms the precise one.
+   words", "greet me first" after "start with 'Hi Sam!'"), which confirms the precise one.
 3. Else, if a deleted wish matches, the person said it again in a new turn: it comes back.
 4. Else it is a new wish.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..records import Feedback, MemoryNote, Message, Wish, WishSource
 from ..settings import Settings
 from ..store import Store
-from .literal import Literals, literals_of, written_exactly
+from .literal import Literals, literals_of, quoted, written_exactly
 from .prompt import note_for, sentence
 from .rules import Candidate, extract
 
@@ -42,9 +42,14 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def _vaguer(old: str, new: str) -> bool:
-    """A wish without a number after one with a number, asking the same direction (shorter)."""
-    return bool(re.search(r"\d", old)) and not re.search(r"\d", new) and "fuller" not in new.lower()
+def _vaguer(old: Wish, new: str) -> bool:
+    """A restatement that says less than the wish it meets, so it confirms that wish: no number
+    after a number, asking the same direction ("too long" after "under 30 words"); no quoted words
+    after quoted ones in the opening or ending slot ("say hi to me first" after "start with 'Hi
+    Sam!'") — else the next reply would lose the exact words the engine writes (``literal.py``)."""
+    if old.slot in ("opening", "ending") and quoted(old.text) and not quoted(new):
+        return True
+    return bool(re.search(r"\d", old.text)) and not re.search(r"\d", new) and "fuller" not in new.lower()
 
 
 class Memory:
@@ -138,7 +143,7 @@ class Memory:
         active = [w for w in all_wishes if w.status == "active" and same(w)]
         if active:
             w = active[-1]
-            if _norm(w.text) == _norm(text) or _vaguer(w.text, text):
+            if _norm(w.text) == _norm(text) or _vaguer(w, text):
                 return Learned(self.store.confirm_wish(w.id, source), "confirmed")
             return Learned(self.store.confirm_wish(w.id, source, text=text), "changed")
         deleted = [w for w in all_wishes if w.status == "deleted" and same(w)]
