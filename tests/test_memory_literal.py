@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from clawdesk.engine.shape import SentenceHold, has_ending, sentence_cut
-from clawdesk.memory.literal import Literals, literals_of, quoted, said, written_exactly
+from clawdesk.engine.shape import SentenceHold, has_ending, sentence_cut, word_count
+from clawdesk.memory.literal import Literals, literals_of, quoted, said, word_limit, written_exactly
 from clawdesk.records import Wish
 
 
@@ -42,3 +42,16 @@ def test_the_stop_scanner_says_which_stop_ended_a_closing_line():
     s = StopScanner([". ", "! ", "\n"])
     shown = "".join(s.feed(p) for p in (" Tea is", " good.", " And more"))
     assert (shown, s.hit, s.which) == (" Tea is good", True, ". ")
+
+
+def test_a_length_wish_with_a_number_gives_the_word_limit():
+    assert word_limit("Keep every answer under 30 words.") == 29  # under 30: 30 is not under
+    assert word_limit("Keep every answer to at most 50 words.") == 50
+    assert word_limit("Keep answers short and to the point.") == 0
+    wishes = [Wish(1, "Keep every answer under 30 words.", slot="length"),
+              Wish(2, "Start every answer with 'Hi Sam!'.", slot="opening"),
+              Wish(3, "Keep every answer to at most 80 words.", slot="length", status="deleted")]
+    assert literals_of(wishes) == Literals("Hi Sam!", "")  # the limit only when asked for
+    assert literals_of(wishes, words=True) == Literals("Hi Sam!", "", 29)
+    assert said(Literals(max_words=29)) == "Held to 29 words at most."
+    assert word_count("Tea — a drink, **brewed** from leaves. 1. Hot") == 8

@@ -224,3 +224,27 @@ def test_a_quoted_ending_the_model_already_wrote_is_not_written_twice(engine):
     again = engine.generate([{"role": "user", "content": "Say hello."}], temperature=0.0, max_tokens=40, seed=0,
                             ending=last.split()[0])
     assert again.text.count(last.split()[0]) == first.text.count(last.split()[0])
+
+
+def test_a_word_limit_ends_the_reply_at_a_sentence_within_it(chat, engine):
+    """``memory_word_limit``: after "under 30 words please" the reply ends at its last sentence end
+    within 29 words, with an end of turn the engine adds (masked from training like the quoted
+    words); what streamed is what was kept, and the ids are the text."""
+    from clawdesk.engine.shape import word_count
+
+    question = "Explain how a car engine works, in detail."
+    free = chat.send(chat.new_conversation().id, question)
+    assert word_count(free.assistant.content) > 40  # without the limit this answer runs long
+    chat.settings = chat.settings.replace(memory_word_limit=True)
+    chat.memory.settings = chat.settings
+    t = chat.send(chat.new_conversation().id, "How do I make a cup of tea?")
+    chat.correct(t.assistant.id, "under 30 words please")
+    assert chat.memory.literals().max_words == 29
+
+    shown: list[str] = []
+    t = chat.send(chat.new_conversation().id, question, on_text=shown.append)
+    reply, ids = t.assistant.content, t.assistant.response_token_ids
+    assert 0 < word_count(reply) <= 29 and reply.rstrip()[-1] in ".!?:;)"  # a whole sentence, not a cut word
+    assert "".join(shown) == reply
+    assert engine.detokenize(ids[:-1]) == reply and t.assistant.sampling["max_words"] == 29
+    assert t.assistant.sampling["forced"] == [[len(ids) - 1, len(ids)]] and t.assistant.finish_reason == "stop"

@@ -17,12 +17,13 @@ from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
-from .shape import SentenceHold, has_ending, sentence_cut
+from .shape import SentenceHold, has_ending, sentence_cut, word_count
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
 _SENTENCE_ENDS = (". ", "! ", "? ", "\n")  # where a closing line ends (``Engine._shaped``)
 _CLOSING_MIN_TOKENS = 4  # a closing line has words after the fixed ones
+_CLOSING_WORDS = 8  # what a word limit leaves a closing line beyond its fixed words
 
 
 @dataclass
@@ -248,7 +249,7 @@ class Engine:
                  on_text: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None, stop: Sequence[str] = (),
                  tools: list[dict[str, Any]] | None = None,
-                 opening: str = "", ending: str = "", ending_tokens: int = 48) -> Generation:
+                 opening: str = "", ending: str = "", ending_tokens: int = 48, max_words: int = 0) -> Generation:
         """Sample one reply. ``on_text`` receives decoded text pieces as they arrive (valid UTF-8
         only: a character split across tokens is emitted once complete). ``cancel`` stops early
         and keeps what was produced (finish_reason 'cancelled'). ``stop`` strings end the reply
@@ -257,7 +258,9 @@ class Engine:
         ``opening``: the reply starts with exactly these words and the model goes on from them.
         ``ending``: the reply's last line starts with exactly these words, written after the body
         unless the model wrote such a line itself, and given ``ending_tokens`` of the budget
-        (``shape.py``). Both are the preference memory's quoted words (docs/memory.md)."""
+        (``shape.py``). Both are the preference memory's quoted words (docs/memory.md).
+        ``max_words``: the reply ends at its last sentence end within that many words (a closing
+        line, if any, comes after a body held to fewer words, so the whole reply fits)."""
         with self._turn_lock:
             self._apply_pending()
             truncated = 0
@@ -275,13 +278,14 @@ class Engine:
             knobs = {"temperature": temperature, "top_p": top_p, "top_k": top_k,
                      "repeat_penalty": repeat_penalty, "grammar": grammar, "cancel": cancel}
             start = time.perf_counter()
-            if not opening and not ending:
+            if not opening and not ending and not max_words:
                 run = self._loop.sample(prompt_ids, max_tokens, stop=stop, on_text=on_text, **knobs)
                 text, out = run.text, run.ids
             else:
-                sampling.update({k: v for k, v in (("opening", opening), ("ending", ending)) if v})
-                run, text, out, forced = self._shaped(prompt_ids, max_tokens, opening, ending, ending_tokens, stop,
-                                                      on_text, knobs)
+                sampling.update({k: v for k, v in (("opening", opening), ("ending", ending), ("max_words", max_words))
+                                 if v})
+                run, text, out, forced = self._shaped(prompt_ids, max_tokens, opening, ending, ending_tokens,
+                                                      max_words, stop, on_text, knobs)
                 sampling["forced"] = forced  # kept with the reply: training leaves these ids out
             return Generation(text=text, prompt_token_ids=list(prompt_ids), response_token_ids=out,
                               finish_reason=run.finish, ttft_s=run.first - start if run.first else 0.0,
@@ -289,7 +293,7 @@ class Engine:
                               sampling=sampling)
 
     def _shaped(self, prompt_ids: list[int], max_tokens: int, opening: str, ending: str, ending_tokens: int,
-                stop: Sequence[str], on_text: Callable[[str], None] | None,
+                max_words: int, stop: Sequence[str], on_text: Callable[[str], None] | None,
                 knobs: dict[str, Any]) -> tuple[Run, str, list[int], list[list[int]]]:
         """A reply with fixed words at its start and/or its last line (see ``generate``).
 
@@ -306,22 +310,29 @@ class Engine:
         show(head)
         tail_budget = min(ending_tokens, max_tokens // 2) if ending else 0
         budget = max(1, max_tokens - len(head_ids) - tail_budget)
-        hold = SentenceHold() if ending else None
+        hold = SentenceHold() if ending or max_words else None
         sink = (lambda piece: show(hold.feed(piece))) if hold is not None else on_text
-        run = self._loop.sample(prompt_ids + head_ids, budget, stop=stop, on_text=sink, **knobs)
+        limit = max(max_words // 2, max_words - word_count(ending) - _CLOSING_WORDS) if ending else max_words
+        until = (lambda text: word_count(head + text) > limit) if max_words else None
+        run = self._loop.sample(prompt_ids + head_ids, budget, stop=stop, on_text=sink, until=until, **knobs)
         body = head + run.text
-        if hold is None or run.finish == "cancelled" or has_ending(body, ending):
+        over = run.finish == "words"
+        if hold is None or run.finish == "cancelled" or (not over and (not ending or has_ending(body, ending))):
             if hold is not None:
                 show(hold.flush())
             return run, body, head_ids + run.ids, forced
-        cut = sentence_cut(run.text) if run.finish == "length" else 0
-        if cut:  # the budget cut it mid-sentence: drop the unfinished sentence (never shown)
+        cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
+        if cut:  # the budget or the word limit cut it mid-sentence: drop that sentence (never shown)
             kept = run.text[:cut]
         else:
             show(hold.flush(before_more=True))
             kept = run.text
         kept = kept.rstrip()
         kept_ids = head_ids + (self.tokenize(kept) if kept else [])
+        if not ending:  # the word limit ended it: the engine ends the turn there
+            run.finish = "stop"
+            forced.append([len(kept_ids), len(kept_ids) + 1])
+            return run, head + kept, kept_ids + [self._eog_token], forced
         lead = ("\n\n" if head or kept else "") + ending
         lead_ids = self.tokenize(lead)
         forced.append([len(kept_ids), len(kept_ids) + len(lead_ids)])

@@ -37,9 +37,10 @@ class TokenLoop:
     def sample(self, prompt_ids: list[int], max_tokens: int, *, temperature: float, top_p: float, top_k: int,
                repeat_penalty: float, grammar: Any, cancel: threading.Event | None, stop: Sequence[str],
                on_text: Callable[[str], None] | None, min_tokens: int = 0,
-               scanner: list[StopScanner] | None = None) -> Run:
+               scanner: list[StopScanner] | None = None, until: Callable[[str], bool] | None = None) -> Run:
         """No end of turn and no line break before ``min_tokens``; ``scanner`` receives the stop
-        scanner (which stop string hit)."""
+        scanner (which stop string hit). ``until(text)`` true for the text with a new piece added
+        ends the run *before* that piece (finish 'words'): it is neither shown nor kept."""
         stopper = StopScanner(stop) if stop else None
         if scanner is not None and stopper is not None:
             scanner.append(stopper)
@@ -62,6 +63,9 @@ class TokenLoop:
                 piece = decoder.decode(self._llm.detokenize([tok]))
                 if stopper is not None:
                     piece = stopper.feed(piece)
+                if until is not None and piece and until("".join(pieces) + piece):
+                    run.finish = "words"
+                    break
                 if piece:
                     pieces.append(piece)
                     if on_text:
@@ -76,7 +80,7 @@ class TokenLoop:
                     break
         finally:
             gen.close()
-        tail = decoder.decode(b"", final=True)
+        tail = decoder.decode(b"", final=True) if run.finish != "words" else ""
         if stopper is not None:
             tail = "" if stopper.hit else stopper.feed(tail) + stopper.flush()
         if tail:

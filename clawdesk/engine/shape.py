@@ -6,6 +6,10 @@ all but the closing line's budget, then the closing line after the literal. When
 out of budget mid-sentence, the unfinished sentence is dropped rather than followed by the
 closing line; so that a streamed reply never shows text that is later taken back, the tail of
 the body after its last sentence end is held (``SentenceHold``) until the next sentence ends.
+
+A reply held to a number of words (a wish like "under 30 words") is sampled until the next piece
+would pass the limit, then ends at its last sentence end within it (or at the limit, when no
+sentence ended), with an end of turn the engine adds — the same hold keeps the stream honest.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ from __future__ import annotations
 import re
 
 _END = re.compile(r"[.!?:;)\]\n][\"'’”)]*")
+
+
+def word_count(text: str) -> int:
+    """Words as a reader counts them: whitespace-separated, with a letter or digit in them."""
+    return sum(1 for w in text.split() if any(c.isalnum() for c in w))
 
 
 def last_line(text: str) -> str:

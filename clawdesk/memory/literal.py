@@ -21,13 +21,21 @@ from ..records import Wish
 _QUOTED = re.compile(r"(?<![\w])['\"‘“]([^'\"‘’“”\n]{1,40}?)['\"’”](?![\w])")
 
 
+# "Keep every answer under 30 words." / "… to at most 30 words." (the rules' wording; an edit keeps it)
+_LIMIT = re.compile(r"\b(under|fewer than|less than|at most|no more than|max(?:imum)?(?: of)?)\s+(\d+)\s+words?\b", re.I)
+
+
 @dataclass(frozen=True)
 class Literals:
+    """What the engine holds a reply to: quoted words at its start or last line, and a word
+    limit (0: none)."""
+
     opening: str = ""
     ending: str = ""
+    max_words: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.opening or self.ending)
+        return bool(self.opening or self.ending or self.max_words)
 
 
 def quoted(text: str) -> str:
@@ -42,10 +50,21 @@ def written_exactly(wish: Wish) -> bool:
     return wish.status == "active" and wish.slot in ("opening", "ending") and bool(quoted(wish.text))
 
 
-def literals_of(wishes: Sequence[Wish]) -> Literals:
-    """The quoted opening and ending of the active wishes (the newest wish of a slot wins)."""
+def word_limit(text: str) -> int:
+    """The most words a length wish allows ("under 30 words": 29; 0 when it gives no number)."""
+    m = _LIMIT.search(text)
+    if not m:
+        return 0
+    n = int(m.group(2))
+    return max(1, n - 1 if m.group(1).lower() in ("under", "fewer than", "less than") else n)
+
+
+def literals_of(wishes: Sequence[Wish], words: bool = False) -> Literals:
+    """The quoted opening and ending of the active wishes (the newest wish of a slot wins), and
+    with ``words`` the limit of the active length wish."""
     found = {w.slot: quoted(w.text) for w in wishes if written_exactly(w)}
-    return Literals(found.get("opening", ""), found.get("ending", ""))
+    limits = [word_limit(w.text) for w in wishes if w.status == "active" and w.slot == "length"]
+    return Literals(found.get("opening", ""), found.get("ending", ""), limits[-1] if words and limits else 0)
 
 
 def said(literals: Literals) -> str:
@@ -54,4 +73,6 @@ def said(literals: Literals) -> str:
     whose = "its" if opening else "the"
     ending = f"{whose} last line{'' if opening else ' of every reply'} starts with “{literals.ending}”"
     parts = [p for p in (opening, ending if literals.ending else "") if p]
-    return f"Written exactly: {' and '.join(parts)}." if parts else ""
+    limit = f"Held to {literals.max_words} words at most." if literals.max_words else ""
+    exact = f"Written exactly: {' and '.join(parts)}." if parts else ""
+    return " ".join(p for p in (exact, limit) if p)

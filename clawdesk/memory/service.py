@@ -71,11 +71,14 @@ class Memory:
         return note_for(wishes, self.settings.memory_placement)
 
     def literals(self) -> Literals:
-        """The quoted words the next reply opens or ends with (``literal.py``); none when the
-        memory is off or ``memory_literal`` is false."""
-        if self.settings.memory_placement == "off" or not self.settings.memory_literal:
+        """The quoted words the next reply opens or ends with and its word limit (``literal.py``);
+        none when the memory is off, quoted words only with ``memory_literal``, the limit only
+        with ``memory_word_limit``."""
+        s = self.settings
+        if s.memory_placement == "off" or not (s.memory_literal or s.memory_word_limit):
             return Literals()
-        return literals_of(self.store.wishes(with_sources=False))
+        found = literals_of(self.store.wishes(with_sources=False), words=s.memory_word_limit)
+        return found if s.memory_literal else Literals(max_words=found.max_words)
 
     def record(self, message_id: int, note: MemoryNote | None) -> None:
         """Keep the note a reply was generated with (the messages the model saw, rebuilt later)."""
