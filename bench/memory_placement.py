@@ -237,9 +237,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"unknown placement(s): {', '.join(sorted(unknown))}")
     names = args.scenarios.split(",") if args.scenarios else None
-    scenarios = load_scenarios(names) if names else load_scenarios()
-    if args.heldback and not names:
-        scenarios += load_scenarios(folder=SCENARIO_DIR / "heldback")
+    held = SCENARIO_DIR / "heldback"
+    if names and args.heldback:  # named ones from either folder
+        known = {p.stem for p in held.glob("*.toml")}
+        scenarios = (load_scenarios([n for n in names if n not in known]) if set(names) - known else []) \
+            + (load_scenarios([n for n in names if n in known], folder=held) if set(names) & known else [])
+    else:
+        scenarios = load_scenarios(names) if names else load_scenarios()
+        if args.heldback:
+            scenarios += load_scenarios(folder=held)
     rows = run_placements(args, scenarios)
     summary = summarise(rows, args.placements)
     result: dict[str, Any] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
