@@ -4,7 +4,7 @@ A learning result decides something only over seeds, and on this 2-core machine 
 (7 scenarios × 3 seeds × 2 nights of 16 turns) is hours of compute. So each (scenario, seed) is
 its own ``bench/personalize.py`` process with one thread, at most ``--jobs`` at a time; a job's
 result file is its proof of completion, so a stopped grid picks up where it was (run the same
-command again). The tuned scenarios and the held-back ones (``bench/scenarios/heldback``, written
+command again), and a job is claimed while it runs, so two grids can share one folder. The tuned scenarios and the held-back ones (``bench/scenarios/heldback``, written
 before any result was read) are merged into two separate results, never averaged together.
 
     .venv/bin/python bench/grid.py --out /tmp/grid                       # the headline protocol
@@ -19,6 +19,7 @@ m = 1 (the judge dominates CPU time; ``-- --set judge_votes=3`` restores the pro
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -58,12 +59,40 @@ def command(job: Job, out: Path, extra: list[str]) -> list[str]:
     return cmd
 
 
-def run_job(job: Job, out: Path, extra: list[str]) -> tuple[Job, int, float]:
+def claim(out: Path, job: Job) -> Path | None:
+    """Take the job for this process (``jobs/NAME.claim`` holds the pid), so that two grids on one
+    folder — one per core, or a restart beside a job still running — never run it twice. A claim
+    whose process is gone is taken over."""
+    path = out / "jobs" / f"{job.name}.claim"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(path.read_text() or "0"), 0)
+                return None  # alive: someone else's
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                path.unlink(missing_ok=True)
+                continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return path
+    return None
+
+
+def run_job(job: Job, out: Path, extra: list[str]) -> tuple[Job, int | None, float]:
+    """Run one job; rc None when it was finished or claimed meanwhile (by another grid)."""
     folder = out / "jobs" / job.name
     folder.mkdir(parents=True, exist_ok=True)
+    taken = claim(out, job) if result_of(folder) is None else None
+    if taken is None:
+        return job, None, 0.0
     t = time.perf_counter()
-    with open(out / "jobs" / f"{job.name}.log", "w") as log:
-        rc = subprocess.run(command(job, out, extra), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    try:
+        with open(out / "jobs" / f"{job.name}.log", "w") as log:
+            rc = subprocess.run(command(job, out, extra), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    finally:
+        taken.unlink(missing_ok=True)
     return job, rc, time.perf_counter() - t
 
 
@@ -97,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         futures = [pool.submit(run_job, j, args.out, args.extra) for j in todo]
         for done, future in enumerate(as_completed(futures), 1):
             job, rc, seconds = future.result()
-            failed += rc != 0
-            state = "done" if rc == 0 else f"FAILED (exit {rc}; see {job.name}.log)"
+            failed += rc not in (0, None)
+            state = "taken elsewhere" if rc is None else "done" if rc == 0 else f"FAILED (exit {rc}; see {job.name}.log)"
             print(f"[{done}/{len(todo)}] {job.name}: {state} in {seconds / 60:.1f} min", flush=True)
     merge(args.out, tuned, "tuned")
     merge(args.out, held, "heldback")

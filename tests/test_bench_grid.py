@@ -44,3 +44,22 @@ def test_the_grid_runs_each_job_once_and_merges_tuned_and_heldback_apart(tmp_pat
     summary = json.loads((tmp_path / "h" / "headline-latest.json").read_text())["summary"]
     for v in summary["scenarios"].values():
         assert v["served"] == v["weights"] == v["base"] and v["nll_rest"][0] == 0.0
+
+
+def test_a_claimed_job_is_left_to_its_live_process_and_a_dead_claim_is_taken_over(tmp_path):
+    """Two grids on one folder never run a job twice; a claim left by a killed grid does not block."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from grid import Job, claim, run_job
+
+    (tmp_path / "jobs" / "brief-seed0").mkdir(parents=True)
+    job = Job("brief", 0, False)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "jobs" / "brief-seed0.claim").write_text(str(live.pid))
+        assert claim(tmp_path, job) is None
+        assert run_job(job, tmp_path, []) == (job, None, 0.0)  # taken elsewhere: not started
+    finally:
+        live.kill()
+        live.wait()
+    mine = claim(tmp_path, job)  # its process is gone: taken over
+    assert mine is not None and mine.read_text() == str(__import__("os").getpid())
