@@ -12,7 +12,8 @@ scenario's own rules (``bench/scenarios.py``: compliance if it still answers, el
 - ``exact``: as served by default — ``user``, with the quoted opening/ending words written by the
   engine and those wishes out of the note (``memory_literal``; needs ``--wording extracted``);
 - ``limit``: ``exact``, and a length wish with a number held to it by the engine
-  (``memory_word_limit``; needs ``--wording extracted``).
+  (``memory_word_limit``; needs ``--wording extracted``);
+- ``format``: ``limit``, and a plain-text wish kept off Markdown's markers (``memory_plain_text``).
 
 The placement is applied by ``MemoryNote.apply`` — the product's own code, the same that
 ChatService uses — and every placement sees the same prompts with the same seeds (paired).
@@ -46,7 +47,7 @@ if str(ROOT) not in sys.path:
 from bench.common import RESULTS, bundled_model_path, isolated_home, markdown_table, say, write_results  # noqa: E402
 from bench.scenarios import SCENARIO_DIR, Scenario, load_scenarios  # noqa: E402
 
-PLACEMENTS = ("none", "system", "user", "user_tag", "user_prefix", "exact", "limit")
+PLACEMENTS = ("none", "system", "user", "user_tag", "user_prefix", "exact", "limit", "format")
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -56,7 +57,8 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), se
 
 
-def wish_text(scenario: Scenario, wording: str, literal: bool = False, word_limit: bool = False) -> tuple[str, Any]:
+def wish_text(scenario: Scenario, wording: str, literal: bool = False, word_limit: bool = False,
+              plain: bool = False) -> tuple[str, Any]:
     """The scenario's own sentence, or the note the memory holds after the scenario's complaints,
     each sent as the next message after a reply (the real extraction and profile, in a temp store);
     with ``literal``, the note and the quoted words as served with ``memory_literal`` on."""
@@ -69,7 +71,8 @@ def wish_text(scenario: Scenario, wording: str, literal: bool = False, word_limi
 
     with isolated_home() as home:
         store = open_store(home / "wishes.db")
-        memory = Memory(store, Settings().replace(memory_literal=literal, memory_word_limit=word_limit))
+        memory = Memory(store, Settings().replace(memory_literal=literal, memory_word_limit=word_limit,
+                                                  memory_plain_text=plain))
         cid, parent = store.new_conversation("bench").id, None
         for complaint in scenario.complaints:
             question = store.add_message(cid, "user", "A question.", parent_id=parent)
@@ -92,12 +95,13 @@ def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[
         wish, _ = wish_text(sc, args.wording)
         exact_wish, literals = wish_text(sc, args.wording, literal=True)
         _, limited = wish_text(sc, args.wording, literal=True, word_limit=True)
+        _, formatted = wish_text(sc, args.wording, literal=True, word_limit=True, plain=True)
         prompts = (sc.heldout if args.pool == "heldout" else sc.train)[: args.prompts]
         start = time.perf_counter()
         for placement in args.placements:
-            served = placement in ("exact", "limit")
+            served = placement in ("exact", "limit", "format")
             words = exact_wish if served else wish
-            written = (limited if placement == "limit" else literals) if served else None
+            written = {"exact": literals, "limit": limited, "format": formatted}.get(placement)
             note = MemoryNote("user" if served else placement, words) \
                 if placement != "none" and words else None
             for i, prompt in enumerate(prompts):
@@ -110,7 +114,8 @@ def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[
                                           repeat_penalty=1.1, max_tokens=args.max_tokens, seed=seed,
                                           opening=written.opening if written else "",
                                           ending=written.ending if written else "",
-                                          max_words=written.max_words if written else 0)
+                                          max_words=written.max_words if written else 0,
+                                          plain=bool(written and written.plain))
                     s = sc.score(gen.text, prompt)
                     rows.append({"scenario": sc.name, "placement": placement, "prompt": prompt.text, "seed": seed,
                                  "score": s.score, "compliance": s.compliance, "answers": s.answers,

@@ -95,3 +95,16 @@ def test_a_copy_of_the_model_loads(tmp_path, model_path):
         assert e.generate(Q, temperature=0, max_tokens=4).response_token_ids
     finally:
         e.close()
+
+
+def test_plain_text_keeps_every_markdown_marker_out(engine):
+    """The question invites a numbered, bold list; with ``plain`` none of its markers can appear,
+    and the ids are still exactly the text (nothing was rewritten after sampling)."""
+    import re
+
+    messages = [{"role": "user", "content": "What are some tips for cooking rice? Use a numbered list with bold titles."}]
+    free = engine.generate(messages, temperature=0.0, max_tokens=120, seed=0)
+    assert re.search(r"^\s*(?:\d+[.)]|[-*+])\s|\*\*", free.text, re.M)  # the model's habit, without it
+    plain = engine.generate(messages, temperature=0.0, max_tokens=120, seed=0, plain=True)
+    assert not re.search(r"^\s*(?:\d+[.)]|[-*+•>])|[*#`|]|__", plain.text, re.M)
+    assert engine.detokenize(plain.response_token_ids) == plain.text and plain.sampling["plain"] is True

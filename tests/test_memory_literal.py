@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clawdesk.engine.shape import SentenceHold, has_ending, sentence_cut, word_count
-from clawdesk.memory.literal import Literals, literals_of, quoted, said, word_limit, written_exactly
+from clawdesk.memory.literal import Literals, literals_of, plain_text, quoted, said, word_limit, written_exactly
 from clawdesk.records import Wish
 
 
@@ -55,3 +55,12 @@ def test_a_length_wish_with_a_number_gives_the_word_limit():
     assert literals_of(wishes, words=True) == Literals("Hi Sam!", "", 29)
     assert said(Literals(max_words=29)) == "Held to 29 words at most."
     assert word_count("Tea — a drink, **brewed** from leaves. 1. Hot") == 8
+
+
+def test_a_format_wish_for_plain_text_asks_for_no_markdown():
+    assert plain_text("Write plain sentences: no Markdown, no lists, no bold, no headings.")
+    assert plain_text("Write plain sentences, no lists.")
+    assert not plain_text("Use bullet points when you compare options.")
+    wishes = [Wish(1, "Write plain sentences, no lists.", slot="format")]
+    assert not literals_of(wishes).plain and literals_of(wishes, plain=True) == Literals(plain=True)
+    assert said(Literals(plain=True)) == "Plain text: no Markdown markers."

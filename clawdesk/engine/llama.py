@@ -249,7 +249,8 @@ class Engine:
                  on_text: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None, stop: Sequence[str] = (),
                  tools: list[dict[str, Any]] | None = None,
-                 opening: str = "", ending: str = "", ending_tokens: int = 48, max_words: int = 0) -> Generation:
+                 opening: str = "", ending: str = "", ending_tokens: int = 48, max_words: int = 0,
+                 plain: bool = False) -> Generation:
         """Sample one reply. ``on_text`` receives decoded text pieces as they arrive (valid UTF-8
         only: a character split across tokens is emitted once complete). ``cancel`` stops early
         and keeps what was produced (finish_reason 'cancelled'). ``stop`` strings end the reply
@@ -260,7 +261,8 @@ class Engine:
         unless the model wrote such a line itself, and given ``ending_tokens`` of the budget
         (``shape.py``). Both are the preference memory's quoted words (docs/memory.md).
         ``max_words``: the reply ends at its last sentence end within that many words (a closing
-        line, if any, comes after a body held to fewer words, so the whole reply fits)."""
+        line, if any, comes after a body held to fewer words, so the whole reply fits).
+        ``plain``: no Markdown — the sampler is kept off its markers (``plain.py``)."""
         with self._turn_lock:
             self._apply_pending()
             truncated = 0
@@ -276,7 +278,9 @@ class Engine:
             if stop:
                 sampling["stop"] = list(stop)
             knobs = {"temperature": temperature, "top_p": top_p, "top_k": top_k,
-                     "repeat_penalty": repeat_penalty, "grammar": grammar, "cancel": cancel}
+                     "repeat_penalty": repeat_penalty, "grammar": grammar, "cancel": cancel, "plain": plain}
+            if plain:
+                sampling["plain"] = True
             start = time.perf_counter()
             if not opening and not ending and not max_words:
                 run = self._loop.sample(prompt_ids, max_tokens, stop=stop, on_text=on_text, **knobs)

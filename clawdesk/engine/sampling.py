@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .plain import PlainText
 from .stops import StopScanner
 
 
@@ -33,21 +34,24 @@ class TokenLoop:
     def __init__(self, llm: Any, is_eog: Callable[[int], bool]) -> None:
         self._llm, self._eog = llm, is_eog
         self._line_enders: Any = None  # token ids that end a turn or hold a line break, found once
+        self._plain: PlainText | None = None  # found once, when first asked for
 
     def sample(self, prompt_ids: list[int], max_tokens: int, *, temperature: float, top_p: float, top_k: int,
                repeat_penalty: float, grammar: Any, cancel: threading.Event | None, stop: Sequence[str],
                on_text: Callable[[str], None] | None, min_tokens: int = 0,
-               scanner: list[StopScanner] | None = None, until: Callable[[str], bool] | None = None) -> Run:
+               scanner: list[StopScanner] | None = None, until: Callable[[str], bool] | None = None,
+               plain: bool = False) -> Run:
         """No end of turn and no line break before ``min_tokens``; ``scanner`` receives the stop
         scanner (which stop string hit). ``until(text)`` true for the text with a new piece added
-        ends the run *before* that piece (finish 'words'): it is neither shown nor kept."""
+        ends the run *before* that piece (finish 'words'): it is neither shown nor kept. ``plain``
+        keeps the sampler off Markdown's markers (``plain.py``)."""
         stopper = StopScanner(stop) if stop else None
         if scanner is not None and stopper is not None:
             scanner.append(stopper)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         run = Run()
         pieces: list[str] = []
-        processors = self._not_before(run, min_tokens) if min_tokens else None
+        processors = self._processors(run, min_tokens, plain)
         # No grammar reset needed: llama-cpp-python builds a fresh grammar sampler per call.
         gen = self._llm.generate(prompt_ids, top_k=top_k, top_p=top_p, temp=temperature,
                                  repeat_penalty=repeat_penalty, grammar=grammar, min_p=0.0,
@@ -90,10 +94,21 @@ class TokenLoop:
         run.text = "".join(pieces)
         return run
 
-    def _not_before(self, run: Run, n: int) -> Any:
+    def _processors(self, run: Run, min_tokens: int, plain: bool) -> Any:
+        if not min_tokens and not plain:
+            return None
+        from llama_cpp import LogitsProcessorList
+
+        found = [self._not_before(run, min_tokens)] if min_tokens else []
+        if plain:
+            if self._plain is None:
+                self._plain = PlainText(self._llm)
+            found.append(self._plain)
+        return LogitsProcessorList(found)
+
+    def _not_before(self, run: Run, n: int) -> Callable[[Any, Any], Any]:
         """A logits processor that keeps end-of-turn and line-break tokens out of the first ``n``."""
         import numpy as np
-        from llama_cpp import LogitsProcessorList
 
         if self._line_enders is None:
             vocab = self._llm.n_vocab()
@@ -105,4 +120,4 @@ class TokenLoop:
             if len(run.ids) < n:
                 scores[banned] = -np.inf
             return scores
-        return LogitsProcessorList([block])
+        return block

@@ -24,18 +24,22 @@ _QUOTED = re.compile(r"(?<![\w])['\"‘“]([^'\"‘’“”\n]{1,40}?)['\"’�
 # "Keep every answer under 30 words." / "… to at most 30 words." (the rules' wording; an edit keeps it)
 _LIMIT = re.compile(r"\b(under|fewer than|less than|at most|no more than|max(?:imum)?(?: of)?)\s+(\d+)\s+words?\b", re.I)
 
+# A format wish for plain text: "no Markdown", "no lists", "plain sentences/text" (the rules' wording)
+_PLAIN = re.compile(r"\bno (?:markdown|lists?|bullet|formatting)|\bplain (?:sentences|text|prose)\b", re.I)
+
 
 @dataclass(frozen=True)
 class Literals:
-    """What the engine holds a reply to: quoted words at its start or last line, and a word
-    limit (0: none)."""
+    """What the engine holds a reply to: quoted words at its start or last line, a word limit
+    (0: none), and plain text (no Markdown)."""
 
     opening: str = ""
     ending: str = ""
     max_words: int = 0
+    plain: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.opening or self.ending or self.max_words)
+        return bool(self.opening or self.ending or self.max_words or self.plain)
 
 
 def quoted(text: str) -> str:
@@ -59,12 +63,21 @@ def word_limit(text: str) -> int:
     return max(1, n - 1 if m.group(1).lower() in ("under", "fewer than", "less than") else n)
 
 
-def literals_of(wishes: Sequence[Wish], words: bool = False) -> Literals:
-    """The quoted opening and ending of the active wishes (the newest wish of a slot wins), and
-    with ``words`` the limit of the active length wish."""
+def plain_text(text: str) -> bool:
+    """Does a format wish ask for no Markdown ("Write plain sentences, no lists.")?"""
+    return bool(_PLAIN.search(text))
+
+
+def literals_of(wishes: Sequence[Wish], words: bool = False, plain: bool = False) -> Literals:
+    """The quoted opening and ending of the active wishes (the newest wish of a slot wins), with
+    ``words`` the limit of the active length wish, with ``plain`` whether its format wish asks
+    for plain text."""
     found = {w.slot: quoted(w.text) for w in wishes if written_exactly(w)}
-    limits = [word_limit(w.text) for w in wishes if w.status == "active" and w.slot == "length"]
-    return Literals(found.get("opening", ""), found.get("ending", ""), limits[-1] if words and limits else 0)
+    active = [w for w in wishes if w.status == "active"]
+    limits = [word_limit(w.text) for w in active if w.slot == "length"]
+    formats = [plain_text(w.text) for w in active if w.slot == "format"]
+    return Literals(found.get("opening", ""), found.get("ending", ""), limits[-1] if words and limits else 0,
+                    plain and bool(formats) and formats[-1])
 
 
 def said(literals: Literals) -> str:
@@ -74,5 +87,6 @@ def said(literals: Literals) -> str:
     ending = f"{whose} last line{'' if opening else ' of every reply'} starts with “{literals.ending}”"
     parts = [p for p in (opening, ending if literals.ending else "") if p]
     limit = f"Held to {literals.max_words} words at most." if literals.max_words else ""
+    plain = "Plain text: no Markdown markers." if literals.plain else ""
     exact = f"Written exactly: {' and '.join(parts)}." if parts else ""
-    return " ".join(p for p in (exact, limit) if p)
+    return " ".join(p for p in (exact, limit, plain) if p)

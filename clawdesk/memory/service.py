@@ -71,14 +71,15 @@ class Memory:
         return note_for(wishes, self.settings.memory_placement)
 
     def literals(self) -> Literals:
-        """The quoted words the next reply opens or ends with and its word limit (``literal.py``);
-        none when the memory is off, quoted words only with ``memory_literal``, the limit only
-        with ``memory_word_limit``."""
+        """The quoted words the next reply opens or ends with, its word limit and plain text
+        (``literal.py``); none when the memory is off, each only with its setting
+        (``memory_literal``, ``memory_word_limit``, ``memory_plain_text``)."""
         s = self.settings
-        if s.memory_placement == "off" or not (s.memory_literal or s.memory_word_limit):
+        if s.memory_placement == "off" or not (s.memory_literal or s.memory_word_limit or s.memory_plain_text):
             return Literals()
-        found = literals_of(self.store.wishes(with_sources=False), words=s.memory_word_limit)
-        return found if s.memory_literal else Literals(max_words=found.max_words)
+        found = literals_of(self.store.wishes(with_sources=False), words=s.memory_word_limit,
+                            plain=s.memory_plain_text)
+        return found if s.memory_literal else Literals(max_words=found.max_words, plain=found.plain)
 
     def record(self, message_id: int, note: MemoryNote | None) -> None:
         """Keep the note a reply was generated with (the messages the model saw, rebuilt later)."""
