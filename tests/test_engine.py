@@ -106,5 +106,5 @@ def test_plain_text_keeps_every_markdown_marker_out(engine):
     free = engine.generate(messages, temperature=0.0, max_tokens=120, seed=0)
     assert re.search(r"^\s*(?:\d+[.)]|[-*+])\s|\*\*", free.text, re.M)  # the model's habit, without it
     plain = engine.generate(messages, temperature=0.0, max_tokens=120, seed=0, plain=True)
-    assert not re.search(r"^\s*(?:\d+[.)]|[-*+•>])|[*#`|]|__", plain.text, re.M)
+    assert not re.search(r"^\s*(?:\d+[.)]|[-*+•>#|])|\*\*|__|```", plain.text, re.M)
     assert engine.detokenize(plain.response_token_ids) == plain.text and plain.sampling["plain"] is True

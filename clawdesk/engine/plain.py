@@ -3,9 +3,11 @@
 A person who asked for "plain sentences, no lists" (a screen reader, a plain-text mail client)
 gets asterisks and "1." lists from the bundled model about half the time, with the wish in the
 prompt (docs/memory.md). Markdown is made of a few markers, so rather than hope, the sampler is
-kept off them: ``*``, ``#``, backticks, ``|`` and ``__`` anywhere, and at the start of a line a
-list marker (``-``, ``+``, ``•``, ``>``) or a digit ("1."). The model still chooses every token
-among the rest. The vocabulary is scanned once per model.
+kept off them: bold (``**``, ``__``) and code fences anywhere, and at the start of a line a list
+marker (``-``, ``*``, ``+``, ``•``), a quote, a heading, a table row or a digit ("1."). A lone
+``*``, ``#`` or ``|`` inside a line stays possible ("2 * 3", "C#", a shell pipe): those are not
+formatting. The model still chooses every token among the rest. The vocabulary is scanned once
+per model.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_ANYWHERE = re.compile(r"[*#`|]|__|\n[ \t]*(?:[-+•>]|\d)")
-_LINE_START = re.compile(r"^[ \t]*(?:[-+•>]|\d)")
+_ANYWHERE = re.compile(r"\*\*|__|```|\n[ \t]*(?:[-*+•>#|]|\d)")
+_LINE_START = re.compile(r"^[ \t]*(?:[-*+•>#|]|\d)")
 _ENDS_LINE = re.compile(r"\n[ \t]*$")
 
 
