@@ -108,3 +108,9 @@ def test_plain_text_keeps_every_markdown_marker_out(engine):
     plain = engine.generate(messages, temperature=0.0, max_tokens=120, seed=0, plain=True)
     assert not re.search(r"^\s*(?:\d+[.)]|[-*+•>#|])|\*\*|__|```", plain.text, re.M)
     assert engine.detokenize(plain.response_token_ids) == plain.text and plain.sampling["plain"] is True
+    from clawdesk.engine.plain import PlainText
+
+    mask = PlainText(engine._llm)
+    after_break = engine.tokenize("Steps:\n\n")
+    assert mask.at_line_start(after_break) and mask.at_line_start(after_break + engine.tokenize(" "))
+    assert not mask.at_line_start(engine.tokenize("Steps: one"))  # "2 * 3" inside a line stays possible

@@ -28,11 +28,19 @@ class PlainText:
         self.anywhere = np.array([i for i, t in enumerate(texts) if t and _ANYWHERE.search(t)], dtype=np.int64)
         self.line_start = np.array([i for i, t in enumerate(texts) if t and _LINE_START.match(t)], dtype=np.int64)
         self.ends_line = np.array([bool(t) and bool(_ENDS_LINE.search(t)) for t in texts], dtype=bool)
+        self.blank = np.array([bool(t) and not t.strip(" \t") for t in texts], dtype=bool)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import numpy as np
 
         scores[self.anywhere] = -np.inf
-        if len(input_ids) and self.ends_line[int(input_ids[-1])]:
+        if self.at_line_start(input_ids):
             scores[self.line_start] = -np.inf
         return scores
+
+    def at_line_start(self, ids: Any) -> bool:
+        """Only spaces since the last line break ("\n\n", " ", then "1." is still a list)."""
+        i = len(ids) - 1
+        while i >= 0 and self.blank[int(ids[i])]:
+            i -= 1
+        return i >= 0 and bool(self.ends_line[int(ids[i])])
