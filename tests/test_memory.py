@@ -151,6 +151,25 @@ def test_an_opening_without_quoted_words_confirms_the_quoted_one(store, memory):
     assert len(store.wishes()) == 1 and len(store.wishes()[0].sources) == 3
 
 
+def test_a_complaint_with_the_question_asked_again_is_a_remark_on_the_reply(store, memory):
+    """"Begin with 'TL;DR:' … <the same question>": the question asked again is taken out and the
+    rest read as a complaint, at once; a new question with a wish stays a one-off request."""
+    cid, u, a = turn(store, "What is cloud computing?")
+    again = store.add_message(cid, "user", "Begin with 'TL;DR:' and the short version, then the details. "
+                                           "What is cloud computing?", parent_id=a)
+    assert memory.remark(again) == "Begin with 'TL;DR:' and the short version, then the details."
+    (learned,) = memory.learn_from_message(again, after_reply=True)
+    assert learned.wish.slot == "opening" and memory.literals().opening == "TL;DR:"
+    b = store.add_message(cid, "assistant", "TL;DR: it is renting computers.", parent_id=again.id).id
+    new = store.add_message(cid, "user", "Keep it under 10 words. What is a black hole?", parent_id=b)
+    assert memory.remark(new) == new.content and memory.learn_from_message(new, after_reply=True) == []
+
+
+def test_a_lasting_marker_before_a_new_sentence_is_not_a_wish():
+    assert texts("I need the TL;DR first, always. How do noise-cancelling headphones work?", "message") == []
+    assert texts("Always use metric units.", "message") == ["Always use metric units."]
+
+
 def test_a_deleted_wish_is_never_relearned_from_the_same_turns(store, memory):
     _, _, a = turn(store)
     fb = store.add_feedback(a, "correction", correction="under 30 words please")

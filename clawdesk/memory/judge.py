@@ -134,10 +134,11 @@ def extract_pending(store: Store, settings: Settings, make_judge: Callable[[], W
         channel = "comment" if fb.kind == "comment" else "thumbs_down"
         if text.strip() and len(text.split()) <= MAX_WORDS and not extract(text, channel):
             todo.append((text, WishSource(fb.message_id, fb.id, None, "judge", "")))
-    for m in messages:
-        if len(m.content.split()) <= MAX_WORDS and not extract(m.content, "message"):
-            todo.append((m.content, WishSource(m.id, None, m.conversation_id, "judge", "")))
     memory = Memory(store, settings)
+    for m in messages:
+        text = memory.remark(m)  # what the rules read (the message without a question asked again)
+        if len(text.split()) <= MAX_WORDS and not extract(text, "message"):
+            todo.append((text, WishSource(m.id, None, m.conversation_id, "judge", "")))
     learned: list[Learned] = []
     judge = make_judge() if todo else None
     for i, (text, source) in enumerate(todo):

@@ -72,7 +72,7 @@ _TONE = re.compile(r"\b(?:be|sound|more|use a|in a)\s+(?:more\s+)?(formal|casual
                    r"informal|warm|neutral)\b(?: tone)?", _I)
 # A lasting wish said outright, at the start of a sentence: "Always cite sources." "From now on, …"
 _DURABLE = re.compile(r"(?:^|[.!?;]\s+|,\s*)(?:please\s+)?(always|never|from now on|in (?:the )?future|every time|"
-                      r"each time|whenever you answer|going forward)\b[,:]?\s*(.{3,120}?)(?=$|[.!?](?:\s|$))", _I)
+                      r"each time|whenever you answer|going forward)\b[,:]?\s*(\w.{2,119}?)(?=$|[.!?](?:\s|$))", _I)
 _DONT = re.compile(r"(?:^|[.!?;]\s+)(?:please\s+)?((?:don't|do not|stop) \w.{2,100}?)(?=$|[.!?](?:\s|$))", _I)
 # Signs that a message is about the last reply (a complaint), or that it asks for something lasting.
 _BACKREF = re.compile(r"\b(?:again|i said|i asked|you forgot|you didn't|you did not|that's|that is|that was|this is|"

@@ -129,8 +129,20 @@ class Memory:
         """Wishes in the person's own message (a complaint about the last reply, or "from now on …")."""
         if message.role != "user":
             return []
-        found = extract(message.content, "message", after_reply=after_reply)
+        found = extract(self.remark(message) if after_reply else message.content, "message", after_reply=after_reply)
         return self._take([(c, WishSource(message.id, None, message.conversation_id, "message", c.quote)) for c in found])
+
+    def remark(self, message: Message) -> str:
+        """The message without the question it asks again. A complaint often comes with the last
+        question repeated ("Too long. Please keep it under 30 words. How do vaccines work?"); the
+        rules leave a message that asks something alone (it is a request for one reply), so the
+        repeated question is taken out and the rest read as a remark on the reply before."""
+        reply = self.store.get_message(message.parent_id) if message.parent_id is not None else None
+        if reply is None or reply.role != "assistant" or reply.parent_id is None:
+            return message.content
+        asked = self.store.get_message(reply.parent_id).content.strip()
+        rest = " ".join(message.content.replace(asked, " ").split()) if len(asked) >= 8 else ""
+        return rest if rest and asked in message.content else message.content
 
     def learn(self, candidate: Candidate, source: WishSource, origin: str = "rule") -> Learned | None:
         """Meet one found wish with the profile (the module docstring's four steps)."""
