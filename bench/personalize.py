@@ -285,7 +285,8 @@ class ScenarioRun:
         memory = dict(memory_score=with_memory.score, memory_compliance=with_memory.compliance,
                       memory_answers=with_memory.answers, memory_note=note.text if note else None,
                       memory_literals=(f"{literals.opening!r} … {literals.ending!r}"
-                                       + (f" ≤{literals.max_words} words" if literals.max_words else "")) if literals else None,
+                                       + (f" ≤{literals.max_words} words" if literals.max_words else "")
+                                       + (" plain" if literals.plain else "")) if literals else None,
                       memory_examples=with_memory.examples if served_memory else None)
         if held is None:  # refused or failed: the same weights as before, so the same weights-only scores
             return Point(u, prev.score, prev.compliance, prev.answers, prev.mean_words, prev.nll, prev.delta_nll,
