@@ -110,7 +110,7 @@ def test_plain_text_keeps_every_markdown_marker_out(engine):
     assert engine.detokenize(plain.response_token_ids) == plain.text and plain.sampling["plain"] is True
     from clawdesk.engine.plain import PlainText
 
-    mask = PlainText(engine._llm)
+    mask = PlainText(engine._loop.token_texts())
     after_break = engine.tokenize("Steps:\n\n")
     assert mask.at_line_start(after_break) and mask.at_line_start(after_break + engine.tokenize(" "))
     assert not mask.at_line_start(engine.tokenize("Steps: one"))  # "2 * 3" inside a line stays possible

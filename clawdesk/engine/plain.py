@@ -6,8 +6,8 @@ prompt (docs/memory.md). Markdown is made of a few markers, so rather than hope,
 kept off them: bold (``**``, ``__``) and code fences anywhere, and at the start of a line a list
 marker (``-``, ``*``, ``+``, ``•``), a quote, a heading, a table row or a digit ("1."). A lone
 ``*``, ``#`` or ``|`` inside a line stays possible ("2 * 3", "C#", a shell pipe): those are not
-formatting. The model still chooses every token among the rest. The vocabulary is scanned once
-per model.
+formatting. The model still chooses every token among the rest. The vocabulary is read once
+per model, shared with the engine's other processor.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ _ENDS_LINE = re.compile(r"\n[ \t]*$")
 
 
 class PlainText:
-    def __init__(self, llm: Any) -> None:
+    def __init__(self, texts: list[str]) -> None:
+        """``texts``: each token's text, special tokens as '' (``TokenLoop.token_texts``)."""
         import numpy as np
 
-        texts = [llm.detokenize([t], special=False).decode("utf-8", "replace") for t in range(llm.n_vocab())]
         self.anywhere = np.array([i for i, t in enumerate(texts) if t and _ANYWHERE.search(t)], dtype=np.int64)
         self.line_start = np.array([i for i, t in enumerate(texts) if t and _LINE_START.match(t)], dtype=np.int64)
         self.ends_line = np.array([bool(t) and bool(_ENDS_LINE.search(t)) for t in texts], dtype=bool)

@@ -33,8 +33,17 @@ class Run:
 class TokenLoop:
     def __init__(self, llm: Any, is_eog: Callable[[int], bool]) -> None:
         self._llm, self._eog = llm, is_eog
+        self._texts: list[str] | None = None  # every token's text, read once (``token_texts``)
         self._line_enders: Any = None  # token ids that end a turn or hold a line break, found once
         self._plain: PlainText | None = None  # found once, when first asked for
+
+    def token_texts(self) -> list[str]:
+        """Each token's text (special tokens as ''), for the logits processors below: read from
+        the vocabulary once per model, not once per processor."""
+        if self._texts is None:
+            self._texts = [self._llm.detokenize([t], special=False).decode("utf-8", "replace")
+                           for t in range(self._llm.n_vocab())]
+        return self._texts
 
     def sample(self, prompt_ids: list[int], max_tokens: int, *, temperature: float, top_p: float, top_k: int,
                repeat_penalty: float, grammar: Any, cancel: threading.Event | None, stop: Sequence[str],
@@ -102,7 +111,7 @@ class TokenLoop:
         found = [self._not_before(run, min_tokens)] if min_tokens else []
         if plain:
             if self._plain is None:
-                self._plain = PlainText(self._llm)
+                self._plain = PlainText(self.token_texts())
             found.append(self._plain)
         return LogitsProcessorList(found)
 
@@ -111,9 +120,8 @@ class TokenLoop:
         import numpy as np
 
         if self._line_enders is None:
-            vocab = self._llm.n_vocab()
-            self._line_enders = np.array([t for t in range(vocab) if self._eog(t)
-                                          or b"\n" in self._llm.detokenize([t], special=True)], dtype=np.int64)
+            self._line_enders = np.array([t for t, text in enumerate(self.token_texts()) if self._eog(t) or "\n" in text],
+                                         dtype=np.int64)
         banned = self._line_enders
 
         def block(_ids: Any, scores: Any) -> Any:
