@@ -73,9 +73,7 @@ def score_heldout(engine: Engine, scenario: Scenario, prompts: list[Prompt], sam
             gen = engine.generate(messages, temperature=settings.temperature, top_p=settings.top_p,
                                   top_k=settings.top_k, repeat_penalty=settings.repeat_penalty,
                                   max_tokens=max_tokens, seed=seed * 10_007 + i * 101 + j,
-                                  opening=literals.opening if literals else "", ending=literals.ending if literals else "",
-                                  max_words=literals.max_words if literals else 0,
-                                  plain=bool(literals and literals.plain))
+                                  **(literals.generate_args() if literals else {}))
             s = scenario.score(gen.text, prompt)
             scores.append(s.score)
             compliance.append(s.compliance)

@@ -165,8 +165,7 @@ class ChatService:
         note = self.memory.note()
         literals = self.memory.literals() if not params.get("tools") else None
         if literals:
-            params.update(opening=literals.opening, ending=literals.ending, max_words=literals.max_words,
-                          plain=literals.plain)
+            params.update(literals.generate_args())
         gen = engine.generate(self.context(conv, user.id, note), on_text=on_text, cancel=cancel, **params)
         assistant = self.store.add_message(
             conv.id, "assistant", gen.text, parent_id=user.id,

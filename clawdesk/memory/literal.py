@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..records import Wish
 
@@ -40,6 +41,10 @@ class Literals:
 
     def __bool__(self) -> bool:
         return bool(self.opening or self.ending or self.max_words or self.plain)
+
+    def generate_args(self) -> dict[str, Any]:
+        """The ``Engine.generate`` arguments that hold a reply to these."""
+        return {"opening": self.opening, "ending": self.ending, "max_words": self.max_words, "plain": self.plain}
 
 
 def quoted(text: str) -> str:
@@ -68,11 +73,11 @@ def plain_text(text: str) -> bool:
     return bool(_PLAIN.search(text))
 
 
-def literals_of(wishes: Sequence[Wish], words: bool = False, plain: bool = False) -> Literals:
-    """The quoted opening and ending of the active wishes (the newest wish of a slot wins), with
-    ``words`` the limit of the active length wish, with ``plain`` whether its format wish asks
-    for plain text."""
-    found = {w.slot: quoted(w.text) for w in wishes if written_exactly(w)}
+def literals_of(wishes: Sequence[Wish], exact: bool = True, words: bool = False, plain: bool = False) -> Literals:
+    """With ``exact`` the quoted opening and ending of the active wishes (the newest wish of a
+    slot wins), with ``words`` the limit of the active length wish, with ``plain`` whether its
+    format wish asks for plain text."""
+    found = {w.slot: quoted(w.text) for w in wishes if exact and written_exactly(w)}
     active = [w for w in wishes if w.status == "active"]
     limits = [word_limit(w.text) for w in active if w.slot == "length"]
     formats = [plain_text(w.text) for w in active if w.slot == "format"]

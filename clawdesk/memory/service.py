@@ -77,9 +77,8 @@ class Memory:
         s = self.settings
         if s.memory_placement == "off" or not (s.memory_literal or s.memory_word_limit or s.memory_plain_text):
             return Literals()
-        found = literals_of(self.store.wishes(with_sources=False), words=s.memory_word_limit,
-                            plain=s.memory_plain_text)
-        return found if s.memory_literal else Literals(max_words=found.max_words, plain=found.plain)
+        return literals_of(self.store.wishes(with_sources=False), exact=s.memory_literal,
+                           words=s.memory_word_limit, plain=s.memory_plain_text)
 
     def record(self, message_id: int, note: MemoryNote | None) -> None:
         """Keep the note a reply was generated with (the messages the model saw, rebuilt later)."""
