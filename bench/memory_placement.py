@@ -32,6 +32,7 @@ of a shared machine).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -93,9 +94,10 @@ def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[
     rows: list[dict[str, Any]] = []
     for sc in scenarios:
         wish, _ = wish_text(sc, args.wording)
-        exact_wish, literals = wish_text(sc, args.wording, literal=True)
-        _, limited = wish_text(sc, args.wording, literal=True, word_limit=True)
-        _, formatted = wish_text(sc, args.wording, literal=True, word_limit=True, plain=True)
+        # one reading of the complaints; each served placement holds the reply to part of it
+        exact_wish, formatted = wish_text(sc, args.wording, literal=True, word_limit=True, plain=True)
+        limited = dataclasses.replace(formatted, plain=False)
+        literals = dataclasses.replace(limited, max_words=0)
         prompts = (sc.heldout if args.pool == "heldout" else sc.train)[: args.prompts]
         start = time.perf_counter()
         for placement in args.placements:
@@ -112,10 +114,7 @@ def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[
                     seed = args.seed + 1000 * sample + i  # the same for every placement: paired
                     gen = engine.generate(messages, temperature=args.temperature, top_p=0.95, top_k=40,
                                           repeat_penalty=1.1, max_tokens=args.max_tokens, seed=seed,
-                                          opening=written.opening if written else "",
-                                          ending=written.ending if written else "",
-                                          max_words=written.max_words if written else 0,
-                                          plain=bool(written and written.plain))
+                                          **(written.generate_args() if written else {}))
                     s = sc.score(gen.text, prompt)
                     rows.append({"scenario": sc.name, "placement": placement, "prompt": prompt.text, "seed": seed,
                                  "score": s.score, "compliance": s.compliance, "answers": s.answers,
@@ -243,14 +242,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"unknown placement(s): {', '.join(sorted(unknown))}")
     names = args.scenarios.split(",") if args.scenarios else None
     held = SCENARIO_DIR / "heldback"
-    if names and args.heldback:  # named ones from either folder
-        known = {p.stem for p in held.glob("*.toml")}
-        scenarios = (load_scenarios([n for n in names if n not in known]) if set(names) - known else []) \
-            + (load_scenarios([n for n in names if n in known], folder=held) if set(names) & known else [])
+    if names:  # with --heldback, a name may be a held-back scenario
+        heldback = {p.stem for p in held.glob("*.toml")} if args.heldback else set()
+        scenarios = [load_scenarios([n], folder=held if n in heldback else SCENARIO_DIR)[0] for n in names]
     else:
-        scenarios = load_scenarios(names) if names else load_scenarios()
-        if args.heldback:
-            scenarios += load_scenarios(folder=held)
+        scenarios = load_scenarios() + (load_scenarios(folder=held) if args.heldback else [])
     rows = run_placements(args, scenarios)
     summary = summarise(rows, args.placements)
     result: dict[str, Any] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
