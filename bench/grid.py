@@ -4,8 +4,9 @@ A learning result decides something only over seeds, and on this 2-core machine 
 (7 scenarios × 3 seeds × 2 nights of 16 turns) is hours of compute. So each (scenario, seed) is
 its own ``bench/personalize.py`` process with one thread, at most ``--jobs`` at a time; a job's
 result file is its proof of completion, so a stopped grid picks up where it was (run the same
-command again), and a job is claimed while it runs, so two grids can share one folder. The tuned scenarios and the held-back ones (``bench/scenarios/heldback``, written
-before any result was read) are merged into two separate results, never averaged together.
+command again), and a job is claimed while it runs, so two grids can share one folder. The tuned
+scenarios and the held-back ones (``bench/scenarios/heldback``, written before any result was
+read) are merged into two separate results, never averaged together.
 
     .venv/bin/python bench/grid.py --out /tmp/grid                       # the headline protocol
     .venv/bin/python bench/grid.py --out /tmp/grid --seeds 0 --scenarios brief --heldback none

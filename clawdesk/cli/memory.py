@@ -46,7 +46,7 @@ def list_(app: AppContext, include_deleted: bool, as_json: bool) -> None:
     if as_json:
         literals = mem.literals()
         click.echo(json.dumps({"placement": app.settings.memory_placement, "note": note.text if note else "",
-                               "opening": literals.opening, "ending": literals.ending, "max_words": literals.max_words, "plain": literals.plain,
+                               **literals.generate_args(),
                                "wishes": [asdict(w) for w in wishes]}, indent=2, ensure_ascii=False))
         return
     if not wishes:

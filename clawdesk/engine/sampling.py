@@ -2,9 +2,10 @@
 or the budget, streamed as valid UTF-8.
 
 It lives apart from the engine because a shaped reply (``shape.py``: fixed words at its start or
-its last line) runs it more than once per reply, with different budgets and stops, and because
-its one constraint beyond llama.cpp's samplers — no end of turn or line break before the first
-``min_tokens`` of a closing line — is a logits processor that needs the vocabulary scanned once.
+its last line, a word limit) runs it more than once per reply, with different budgets and stops,
+and because its two constraints beyond llama.cpp's samplers — no end of turn or line break before
+the first ``min_tokens`` of a closing line, and plain text (``plain.py``) — are logits processors
+over the vocabulary's token texts, read once.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class TokenLoop:
         import numpy as np
 
         if self._line_enders is None:
-            self._line_enders = np.array([t for t, text in enumerate(self.token_texts()) if self._eog(t) or "\n" in text],
+            texts = self.token_texts()
+            self._line_enders = np.array([t for t, text in enumerate(texts) if self._eog(t) or "\n" in text],
                                          dtype=np.int64)
         banned = self._line_enders
 
