@@ -25,7 +25,7 @@ chat: install
 TEST_JOBS ?= -n auto --maxprocesses 4 --dist loadfile
 
 test: install
-	$(PY) -m pytest $(TEST_JOBS) $(PYTEST_ARGS)
+	$(PY) -m pytest $(TEST_JOBS) --durations=15 $(PYTEST_ARGS)
 
 # The marks are applied by tests/conftest.py from the fixtures each test uses.
 test-fast: install

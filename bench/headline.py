@@ -5,7 +5,14 @@ reports, per scenario, what a person gets after the last night — the **served*
 preference memory in the prompt and its quoted words written, ``memory_score``) — beside what the
 **weights alone** learned (``score``), the drift on general prompts after each reply's opening
 (``delta_nll_rest``) and the answer rate against the base model's. Seeds are the unit: each
-scenario's s.e. is over its seeds, and the overall s.e. over the seeds' means across scenarios.
+scenario's s.e. is over its seeds, and the overall s.e. over the seeds' means across scenarios. The
+tuned and held-back scenarios (``bench/grid.py``) also get an overall row each; the bar is checked
+on all seven together, as issue 19 states it.
+
+The answer rate is also read **paired**: per (scenario, seed), served minus base over the same
+held-out prompts, with the count of replies lost and gained. With 12 replies per point one lost reply
+is −0.08, so "≥ base" read literally asks for zero losses; the paired mean ± s.e. says whether a
+loss is more than sampling noise. Both are printed; the bar's check is the literal one.
 
 Two bars (issue 19), checked and printed:
 
@@ -32,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import markdown_table, write_results  # noqa: E402
+from bench.grid import HELDBACK  # noqa: E402
 
 NLL_BAR = 0.10
 
@@ -54,7 +62,10 @@ def seed_rows(paths: list[Path]) -> list[dict[str, Any]]:
     """One row per (scenario, seed): the base point and the last point of its first method."""
     rows = []
     for path in paths:
-        for run in json.loads(path.read_text())["runs"]:
+        record = json.loads(path.read_text())
+        config = record.get("config", {})
+        replies = int(config.get("heldout", 0)) * int(config.get("samples", 0))
+        for run in record["runs"]:
             base, last = run["points"][0], run["points"][-1]
             served = last.get("memory_score")
             rows.append({
@@ -64,6 +75,7 @@ def seed_rows(paths: list[Path]) -> list[dict[str, Any]]:
                 "answers_base": base["answers"], "answers_weights": last["answers"],
                 "answers_served": last.get("memory_answers", last["answers"]) or last["answers"],
                 "nll_rest": last.get("delta_nll_rest", last["delta_nll"]), "nll": last["delta_nll"],
+                "replies": replies,
                 "promoted": sum(1 for p in run["points"][1:] if p.get("promoted")), "updates": len(run["points"]) - 1,
                 "note": last.get("memory_note"), "literals": last.get("memory_literals"), "file": str(path),
             })
@@ -78,11 +90,36 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         scenarios[name] = {"seeds": sorted(r["seed"] for r in mine),
                            **{k: mean_se([r[k] for r in mine]) for k in keys},
                            "promoted": sum(r["promoted"] for r in mine), "updates": sum(r["updates"] for r in mine)}
-    # overall: per seed, the mean over the scenarios that seed has; then mean ± s.e. over seeds
+    groups = {"tuned": [r for r in rows if r["scenario"] not in HELDBACK],
+              "held back": [r for r in rows if r["scenario"] in HELDBACK]}
+    return {"scenarios": scenarios, "overall": overall_of(rows, keys),
+            "groups": {name: overall_of(mine, keys) for name, mine in groups.items() if mine and len(mine) < len(rows)},
+            "answers_paired": paired_answers(rows)}
+
+
+def overall_of(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Per seed, the mean over the scenarios that seed has; then mean ± s.e. over seeds."""
     seeds = sorted({r["seed"] for r in rows})
     per_seed = {k: [statistics.fmean(r[k] for r in rows if r["seed"] == s) for s in seeds] for k in keys}
-    overall = {"seeds": seeds, **{k: mean_se(v) for k, v in per_seed.items()}}
-    return {"scenarios": scenarios, "overall": overall}
+    return {"seeds": seeds, **{k: mean_se(v) for k, v in per_seed.items()}}
+
+
+def paired_answers(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Served minus base answer rate over the same prompts: per scenario (s.e. over seeds), overall
+    (s.e. over the seeds' means across scenarios), and the replies lost and gained in all."""
+    def diff(r: dict[str, Any]) -> float:
+        return r["answers_served"] - r["answers_base"]
+
+    def count(r: dict[str, Any]) -> int:
+        return round(diff(r) * r["replies"]) if r.get("replies") else 0
+
+    scenarios = {name: mean_se([diff(r) for r in rows if r["scenario"] == name])
+                 for name in sorted({r["scenario"] for r in rows})}
+    seeds = sorted({r["seed"] for r in rows})
+    overall = mean_se([statistics.fmean(diff(r) for r in rows if r["seed"] == s) for s in seeds])
+    return {"scenarios": scenarios, "overall": overall,
+            "lost": -sum(min(count(r), 0) for r in rows), "gained": sum(max(count(r), 0) for r in rows),
+            "replies": sum(r.get("replies", 0) for r in rows)}
 
 
 def check(summary: dict[str, Any], bar: str) -> list[tuple[str, bool]]:
@@ -108,7 +145,8 @@ def table(summary: dict[str, Any]) -> str:
         return f"{m:+.3f} ± {se:.3f}" if signed else f"{m:.2f} ± {se:.2f}"
 
     rows = []
-    for name, v in [*summary["scenarios"].items(), ("**overall**", summary["overall"])]:
+    groups = [(f"*{name}*", v) for name, v in summary.get("groups", {}).items()]
+    for name, v in [*summary["scenarios"].items(), *groups, ("**overall**", summary["overall"])]:
         rows.append([name, len(v["seeds"]), f(v["base"]), f(v["served"]), f(v["weights"]), f(v["nll_rest"], True),
                      f"{v['answers_base'][0]:.2f}", f"{v['answers_served'][0]:.2f}", f"{v['answers_weights'][0]:.2f}",
                      f"{v['promoted']}/{v['updates']}" if "promoted" in v else ""])
@@ -131,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows)
     print(table(summary))
     checks = check(summary, args.bar)
+    paired = summary["answers_paired"]
+    print()
+    print("answer rate, served − base (paired, mean ± s.e. over seeds): "
+          + ", ".join(f"{k} {m:+.3f} ± {se:.3f}" for k, (m, se) in paired["scenarios"].items())
+          + f"; overall {paired['overall'][0]:+.3f} ± {paired['overall'][1]:.3f}"
+          + f" ({paired['lost']} replies lost, {paired['gained']} gained, of {paired['replies']})")
     print()
     for what, ok in checks:
         print(f"- [{'x' if ok else ' '}] {what}")
