@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +77,30 @@ def seed_rows(paths: list[Path]) -> list[dict[str, Any]]:
                 "answers_base": base["answers"], "answers_weights": last["answers"],
                 "answers_served": last.get("memory_answers", last["answers"]) or last["answers"],
                 "nll_rest": last.get("delta_nll_rest", last["delta_nll"]), "nll": last["delta_nll"],
-                "replies": replies,
+                "replies": replies, "refused_by": refused_by(run["points"][1:]),
                 "promoted": sum(1 for p in run["points"][1:] if p.get("promoted")), "updates": len(run["points"]) - 1,
                 "note": last.get("memory_note"), "literals": last.get("memory_literals"), "file": str(path),
             })
     return rows
+
+
+def refused_by(points: list[dict[str, Any]]) -> list[list[str]]:
+    """Per refused candidate, the gate checks it failed (the name before a reason's numbers)."""
+    out = []
+    for point in points:
+        gate = (point.get("pipeline") or {}).get("gate") or {}
+        if gate and not gate.get("accepted"):
+            out.append([re.split(r"[(:]", r[len("FAIL"):].strip(), maxsplit=1)[0].strip()
+                        for r in gate.get("reasons", []) if r.startswith("FAIL")])
+    return out
+
+
+def gate_tally(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many candidates the gate refused, and which checks refused them (one may fail several):
+    how strict each check is in practice, e.g. the own-prompts check that refuses on one reply of eight."""
+    refused = [checks for r in rows for checks in r.get("refused_by", [])]
+    return {"candidates": sum(r["updates"] for r in rows), "promoted": sum(r["promoted"] for r in rows),
+            "refused": len(refused), "by_check": dict(Counter(c for checks in refused for c in checks).most_common())}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,7 +115,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
               "held back": [r for r in rows if r["scenario"] in HELDBACK]}
     return {"scenarios": scenarios, "overall": overall_of(rows, keys),
             "groups": {name: overall_of(mine, keys) for name, mine in groups.items() if mine and len(mine) < len(rows)},
-            "answers_paired": paired_answers(rows)}
+            "answers_paired": paired_answers(rows), "gate": gate_tally(rows)}
 
 
 def overall_of(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -175,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {m:+.3f} ± {se:.3f}" for k, (m, se) in paired["scenarios"].items())
           + f"; overall {paired['overall'][0]:+.3f} ± {paired['overall'][1]:.3f}"
           + f" ({paired['lost']} replies lost, {paired['gained']} gained, of {paired['replies']})")
+    tally = summary["gate"]
+    print(f"gate: {tally['promoted']} of {tally['candidates']} candidates promoted; "
+          f"{tally['refused']} refused — by check: "
+          + (", ".join(f"{k} {v}" for k, v in tally["by_check"].items()) or "none"))
     print()
     for what, ok in checks:
         print(f"- [{'x' if ok else ' '}] {what}")

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.headline import check, paired_answers, summarise  # noqa: E402
+from bench.headline import check, gate_tally, paired_answers, refused_by, summarise  # noqa: E402
 
 
 def row(scenario: str, seed: int, base: float, served: float, replies: int = 12) -> dict:
@@ -41,3 +41,16 @@ def test_tuned_and_held_back_get_their_own_rows_but_the_bar_reads_all_seven():
     verdict = dict(check(summary, "headline"))
     assert verdict["served answer rate ≥ base on every scenario"] is False  # tldr lost one reply
     assert "groups" in summarise([row("brief", 0, 1.0, 1.0)]) and not summarise([row("brief", 0, 1.0, 1.0)])["groups"]
+
+
+def test_the_gate_tally_names_the_checks_that_refused():
+    points = [{"pipeline": {"gate": {"accepted": True, "reasons": ["pass  objective (held-out): …"]}}},
+              {"pipeline": {"gate": {"accepted": False, "reasons": [
+                  "pass  objective (held-out, 3 samples): …",
+                  "FAIL  answers your latest prompts, memory as served: 7/8 (served now: 8/8)"]}}},
+              {"pipeline": None}]
+    refused = refused_by(points)
+    assert refused == [["answers your latest prompts, memory as served"]]
+    rows = [dict(row("tldr", 0, 1.0, 1.0), refused_by=refused, promoted=1, updates=2)]
+    assert gate_tally(rows) == {"candidates": 2, "promoted": 1, "refused": 1,
+                                "by_check": {"answers your latest prompts, memory as served": 1}}
