@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clawdesk.engine.shape import SentenceHold, has_ending, sentence_cut, word_count
+from clawdesk.engine.shape import SentenceHold, bare_ending, has_ending, sentence_cut, word_count
 from clawdesk.memory.literal import Literals, literals_of, plain_text, quoted, said, word_limit, written_exactly
 from clawdesk.records import Wish
 
@@ -34,6 +34,9 @@ def test_sentence_hold_never_shows_an_unfinished_sentence():
     assert hold.flush(before_more=True) == "\n\nMost people add"
     assert sentence_cut("Tea is a drink. It is") == len("Tea is a drink.")
     assert has_ending("Body.\n\nIn short: tea.\n", "in short:") and not has_ending("In short: x\nMore.", "In short:")
+    assert bare_ending("Body.\n\nHope this helps!", "Hope this helps") and bare_ending("Body.\nIn short:", "In short:")
+    assert not bare_ending("Body.\n\nHope this helps with the flowers!", "Hope this helps")
+    assert not bare_ending("Body.", "Hope this helps")
 
 
 def test_the_stop_scanner_says_which_stop_ended_a_closing_line():

@@ -226,6 +226,31 @@ def test_a_quoted_ending_the_model_already_wrote_is_not_written_twice(engine):
     assert again.text.count(last.split()[0]) == first.text.count(last.split()[0])
 
 
+def test_a_closing_line_has_words_after_its_fixed_ones(engine):
+    """"Hope this helps" + "!" is a sentence end at once: the line goes on to words of its own,
+    whether the engine wrote the fixed words or the model wrote them alone as its last line."""
+    from clawdesk.engine.shape import last_line, word_count
+
+    msgs = [{"role": "user", "content": "How do I keep cut flowers fresh?"}]
+    written = engine.generate(msgs, temperature=0.0, max_tokens=96, seed=0, ending="Hope this helps")
+    line = last_line(written.text)
+    assert line.startswith("Hope this helps") and word_count(line) > 3, written.text
+    assert engine.detokenize(written.response_token_ids[:-1]) == written.text
+
+    hello = [{"role": "user", "content": "Say hello."}]
+    # twice: a prompt evaluated afresh and one read from the KV cache can differ at a greedy near-tie
+    first = [engine.generate(hello, temperature=0.0, max_tokens=96, seed=0) for _ in range(2)][-1]
+    own = last_line(first.text)  # the model's own last line, given as the fixed words: it is bare
+    shown: list[str] = []
+    assert first.finish_reason == "stop"  # it ended by itself, within the body's budget below
+    again = engine.generate(hello, temperature=0.0, max_tokens=96, seed=0, ending=own, on_text=shown.append)
+    assert again.text.startswith(first.text.rstrip()) and len(again.text) > len(first.text.rstrip())
+    assert last_line(again.text).startswith(own) and word_count(last_line(again.text)) > word_count(own)
+    assert "".join(shown) == again.text  # what streamed is what was kept
+    assert again.text.count(own) == 1  # not written twice
+    assert all(start >= len(first.response_token_ids) - 1 for start, _ in again.sampling["forced"])  # the model wrote it
+
+
 def test_a_word_limit_ends_the_reply_at_a_sentence_within_it(chat, engine):
     """``memory_word_limit``: after "under 30 words please" the reply ends at its last sentence end
     within 29 words, with an end of turn the engine adds (masked from training like the quoted

@@ -17,7 +17,7 @@ from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
-from .shape import SentenceHold, has_ending, sentence_cut, word_count
+from .shape import SentenceHold, bare_ending, has_ending, sentence_cut, word_count
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
@@ -321,10 +321,19 @@ class Engine:
         run = self._loop.sample(prompt_ids + head_ids, budget, stop=stop, on_text=sink, until=until, **knobs)
         body = head + run.text
         over = run.finish == "words"
-        if hold is None or run.finish == "cancelled" or (not over and (not ending or has_ending(body, ending))):
+        # the model wrote the fixed words as its last line but nothing after them: it goes on there
+        bare = bool(ending) and not over and bool(run.ids) and self._eog(run.ids[-1]) and bare_ending(body, ending)
+        if hold is None or run.finish == "cancelled" or (not over and not bare and (not ending or has_ending(body, ending))):
             if hold is not None:
                 show(hold.flush())
             return run, body, head_ids + run.ids, forced
+        if bare:
+            show(hold.flush())
+            body_ids = head_ids + run.ids[:-1]  # its end of turn dropped
+            closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget or max_tokens // 2, stop, show,
+                                               forced, knobs)
+            closing.first = run.first or closing.first
+            return closing, body + text, body_ids + ids, forced
         cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
         if cut:  # the budget or the word limit cut it mid-sentence: drop that sentence (never shown)
             kept = run.text[:cut]
@@ -341,21 +350,28 @@ class Engine:
         lead_ids = self.tokenize(lead)
         forced.append([len(kept_ids), len(kept_ids) + len(lead_ids)])
         show(lead)
-        # One line of at least a few words (not the words alone: "In short:" then nothing), ending
-        # at its first sentence end: a closing line, not a second answer.
+        closing, text, closing_ids = self._closing(prompt_ids, kept_ids + lead_ids, tail_budget, stop, show,
+                                                   forced, knobs)
+        closing.first = run.first or closing.first
+        return closing, head + kept + lead + text, kept_ids + lead_ids + closing_ids, forced
+
+    def _closing(self, prompt_ids: list[int], before: list[int], budget: int, stop: Sequence[str],
+                 show: Callable[[str], None], forced: list[list[int]],
+                 knobs: dict[str, Any]) -> tuple[Run, str, list[int]]:
+        """The rest of a closing line after its fixed words (``before`` ends with them): at least a
+        few tokens (not the words alone: "In short:" then nothing, "Hope this helps" then "!"),
+        ending at its first sentence end after those — a closing line, not a second answer. An end
+        of turn the engine adds there is appended to ``forced``."""
         scanner: list[StopScanner] = []
-        closing = self._loop.sample(prompt_ids + kept_ids + lead_ids, max(1, tail_budget),
-                               stop=(*_SENTENCE_ENDS, *stop), on_text=show, min_tokens=_CLOSING_MIN_TOKENS,
-                               scanner=scanner, **knobs)
-        closing_ids = closing.ids
+        closing = self._loop.sample(prompt_ids + before, max(1, budget), stop=(*_SENTENCE_ENDS, *stop), on_text=show,
+                                    min_tokens=_CLOSING_MIN_TOKENS, scanner=scanner, **knobs)
+        ids = closing.ids
         if scanner and scanner[0].hit:  # ended at the line or sentence end, which the ids overshoot
             closing.text += scanner[0].which.strip()  # keep the stop's punctuation
             show(scanner[0].which.strip())
-            closing_ids = self.tokenize(closing.text) + [self._eog_token]
-            forced.append([len(kept_ids) + len(lead_ids) + len(closing_ids) - 1] * 2)
-            forced[-1][1] += 1  # the end of turn: the engine ended the reply there
-        closing.first = run.first or closing.first
-        return closing, head + kept + lead + closing.text, kept_ids + lead_ids + closing_ids, forced
+            ids = self.tokenize(closing.text) + [self._eog_token]
+            forced.append([len(before) + len(ids) - 1, len(before) + len(ids)])  # the engine ended the reply there
+        return closing, closing.text, ids
 
     def score(self, prompt_ids: list[int], continuation_ids: list[int]) -> TokenScores:
         """Teacher-forced log-probs of ``continuation_ids`` after ``prompt_ids`` on the served

@@ -51,8 +51,9 @@ class TokenLoop:
                on_text: Callable[[str], None] | None, min_tokens: int = 0,
                scanner: list[StopScanner] | None = None, until: Callable[[str], bool] | None = None,
                plain: bool = False) -> Run:
-        """No end of turn and no line break before ``min_tokens``; ``scanner`` receives the stop
-        scanner (which stop string hit). ``until(text)`` true for the text with a new piece added
+        """No end of turn, no line break and no ``stop`` before ``min_tokens`` (a closing line's
+        "Hope this helps" + "!" is not yet its end); ``scanner`` receives the stop scanner (which
+        stop string hit). ``until(text)`` true for the text with a new piece added
         ends the run *before* that piece (finish 'words'): it is neither shown nor kept. ``plain``
         keeps the sampler off Markdown's markers (``plain.py``)."""
         stopper = StopScanner(stop) if stop else None
@@ -75,7 +76,7 @@ class TokenLoop:
                     run.finish = "stop"
                     break
                 piece = decoder.decode(self._llm.detokenize([tok]))
-                if stopper is not None:
+                if stopper is not None and len(run.ids) > min_tokens:
                     piece = stopper.feed(piece)
                 if until is not None and piece and until("".join(pieces) + piece):
                     run.finish = "words"

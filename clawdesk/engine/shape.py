@@ -34,6 +34,13 @@ def has_ending(text: str, ending: str) -> bool:
     return last_line(text).lower().startswith(ending.strip().lower())
 
 
+def bare_ending(text: str, ending: str) -> bool:
+    """The last line is the fixed words alone ("Hope this helps!", "In short:"): a closing line
+    carries words of its own after them, so the model goes on with it."""
+    line = last_line(text)
+    return has_ending(text, ending) and word_count(line[len(ending.strip()):]) == 0
+
+
 def sentence_cut(text: str) -> int:
     """Where the last finished sentence of ``text`` ends (0: none finished)."""
     ends = [m.end() for m in _END.finditer(text)]
