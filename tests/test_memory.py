@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from clawdesk.memory import Memory, note_for
-from clawdesk.memory.rules import extract
+from clawdesk.memory.rules import extract, rewrites
 from clawdesk.records import MemoryNote, WishSource
 from clawdesk.settings import Settings
 from clawdesk.signals import turn_messages
@@ -80,6 +80,28 @@ def test_one_text_can_state_several_wishes_one_per_slot():
 def test_a_long_correction_is_a_rewritten_answer():
     answer = "The sky looks blue because " + "air scatters the short blue wavelengths of sunlight more than red ones " * 3
     assert texts(answer + " Keep it under 30 words.", "correction") == []
+
+
+def test_a_short_correction_made_of_the_replys_words_is_a_rewrite_not_a_wish():
+    """Seen in the headline grid: a person who wants short answers writes short corrections, and
+    "…start with small, manageable steps…" became the wish "Start every answer with small,
+    manageable steps". A correction box holding an instruction still counts."""
+    reply = ("Procrastination is common. Start with small, manageable steps: work just ten minutes at a time, "
+             "then take a short break, and reward yourself when you finish a task you were avoiding.")
+    rewrite = "To stop procrastinating, start with small, manageable steps - just ten minutes at a time."
+    assert rewrites(rewrite, reply) and extract(rewrite, "correction") != []  # the rules alone would read it
+    assert extract(rewrite, "correction", reply=reply) == []
+    instruction = "Please always begin with 'Hi Sam!' and then answer."
+    assert not rewrites(instruction, reply)
+    assert [c.slot for c in extract(instruction, "correction", reply=reply)] == ["opening"]
+    assert texts("under 30 words please", "correction") == ["Keep every answer under 30 words."]
+
+
+def test_a_rewritten_reply_in_the_correction_box_teaches_the_memory_nothing(store, memory):
+    reply = "Start with small, manageable steps: work ten minutes at a time, then rest, then start again."
+    _, _, a = turn(store, "How can I stop procrastinating?", reply)
+    fb = store.add_feedback(a, "correction", correction="Start with small, manageable steps, ten minutes at a time.")
+    assert memory.learn_from_feedback(fb) == [] and store.wishes() == []
 
 
 # --- the profile ---------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ The channel decides how sure we must be that a wish is *lasting*:
   "from now on", "call me …"), complains about the last reply ("too long", "again", "I said"),
   or is nothing but the wish ("Under 30 words please."), and then only after a reply.
 
-A correction that rewrites the answer is not read here (it is a demonstration for training);
-only a short one, which reads as an instruction, is.
+A correction that rewrites the answer is not read here (it is a demonstration for training):
+neither a long one nor a short one made mostly of the reply's own words. Only an instruction
+typed into the correction box ("Please always begin with 'Hi Sam!'") is.
 """
 
 from __future__ import annotations
@@ -210,9 +211,22 @@ def _qualifies(text: str, channel: str, after_reply: bool) -> bool:
     return bool(_COMPLAINT.search(text)) or (len(text.split()) <= 15 and not _TASK.search(text))
 
 
-def extract(text: str, channel: str, after_reply: bool = True) -> list[Candidate]:
+_CONTENT = re.compile(r"[a-z][a-z']{3,}")
+
+
+def rewrites(correction: str, reply: str) -> bool:
+    """Does a correction read as the reply rewritten — most of its longer words are the reply's —
+    rather than an instruction about it? A person who wants short answers writes short corrections:
+    "To stop procrastinating, start with small steps…" is a demonstration, and read as an
+    instruction it became the wish "Start every answer with small, manageable steps"."""
+    mine = set(_CONTENT.findall(correction.lower()))
+    return bool(mine) and len(mine & set(_CONTENT.findall(reply.lower()))) >= 0.5 * len(mine)
+
+
+def extract(text: str, channel: str, after_reply: bool = True, reply: str = "") -> list[Candidate]:
     """The wishes ``text`` states, at most one per slot, in the order found. ``after_reply``:
-    for a message, whether it follows an assistant reply (only then can it complain)."""
+    for a message, whether it follows an assistant reply (only then can it complain). ``reply``:
+    for a correction, the reply it replaces (a rewrite of it states no wish)."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     text = " ".join((text or "").split())
@@ -221,7 +235,7 @@ def extract(text: str, channel: str, after_reply: bool = True) -> list[Candidate
         return [wish] if wish else []
     if not text or not _qualifies(text, channel, after_reply):
         return []
-    if channel == "correction" and len(text.split()) > 40:
+    if channel == "correction" and (len(text.split()) > 40 or (reply and rewrites(text, reply))):
         return []  # a rewritten answer, not an instruction
     edges, rest = _edges(text)
     found = edges + _length(rest) + _format(rest) + _person(rest)

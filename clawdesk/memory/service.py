@@ -113,13 +113,15 @@ class Memory:
         """Wishes stated in a feedback row: a correction that reads as an instruction, a comment,
         a 👎's comment and its reason (the comment first: it says more than the reason)."""
         texts: list[tuple[str, str]] = []
+        reply = ""
         if fb.kind == "correction":
             texts.append((fb.correction, "correction"))
+            reply = self.store.get_message(fb.message_id).content
         elif fb.kind in ("thumbs_down", "comment"):
             texts += [(fb.comment, "thumbs_down" if fb.kind == "thumbs_down" else "comment"), (fb.reason, "reason")]
         found: list[tuple[Candidate, str]] = []
         for text, channel in texts:
-            for c in extract(text, channel):
+            for c in extract(text, channel, reply=reply):
                 if not any(c.slot and c.slot == f.slot for f, _ in found):
                     found.append((c, channel))
         return self._take([(c, WishSource(fb.message_id, fb.id, None, channel, c.quote)) for c, channel in found])
