@@ -118,16 +118,26 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "answers_paired": paired_answers(rows), "gate": gate_tally(rows)}
 
 
-def overall_of(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
-    """Per seed, the mean over the scenarios that seed has; then mean ± s.e. over seeds."""
+def complete_seeds(rows: list[dict[str, Any]]) -> list[int]:
+    """The seeds that have every scenario (all seeds when none has)."""
+    names = {r["scenario"] for r in rows}
     seeds = sorted({r["seed"] for r in rows})
+    return [s for s in seeds if {r["scenario"] for r in rows if r["seed"] == s} == names] or seeds
+
+
+def overall_of(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Per seed, the mean over the scenarios; then mean ± s.e. over seeds. Only the seeds that have
+    every scenario count (a grid still running has some seeds partly done, and a seed's mean over
+    a few easy scenarios is not comparable); when none is complete, every seed counts."""
+    seeds = complete_seeds(rows)
+    rows = [r for r in rows if r["seed"] in seeds]
     per_seed = {k: [statistics.fmean(r[k] for r in rows if r["seed"] == s) for s in seeds] for k in keys}
     return {"seeds": seeds, **{k: mean_se(v) for k, v in per_seed.items()}}
 
 
 def paired_answers(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Served minus base answer rate over the same prompts: per scenario (s.e. over seeds), overall
-    (s.e. over the seeds' means across scenarios), and the replies lost and gained in all."""
+    (s.e. over the complete seeds' means across scenarios), and the replies lost and gained in all."""
     def diff(r: dict[str, Any]) -> float:
         return r["answers_served"] - r["answers_base"]
 
@@ -136,8 +146,7 @@ def paired_answers(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     scenarios = {name: mean_se([diff(r) for r in rows if r["scenario"] == name])
                  for name in sorted({r["scenario"] for r in rows})}
-    seeds = sorted({r["seed"] for r in rows})
-    overall = mean_se([statistics.fmean(diff(r) for r in rows if r["seed"] == s) for s in seeds])
+    overall = mean_se([statistics.fmean(diff(r) for r in rows if r["seed"] == s) for s in complete_seeds(rows)])
     return {"scenarios": scenarios, "overall": overall,
             "lost": -sum(min(count(r), 0) for r in rows), "gained": sum(max(count(r), 0) for r in rows),
             "replies": sum(r.get("replies", 0) for r in rows)}

@@ -54,3 +54,9 @@ def test_the_gate_tally_names_the_checks_that_refused():
     rows = [dict(row("tldr", 0, 1.0, 1.0), refused_by=refused, promoted=1, updates=2)]
     assert gate_tally(rows) == {"candidates": 2, "promoted": 1, "refused": 1,
                                 "by_check": {"answers your latest prompts, memory as served": 1}}
+
+
+def test_the_overall_row_counts_only_the_seeds_that_have_every_scenario():
+    rows = [row("brief", 0, 1.0, 1.0), row("greet", 0, 1.0, 1.0), row("brief", 1, 1.0, 0.5)]
+    overall = summarise(rows)["overall"]
+    assert overall["seeds"] == [0] and overall["answers_served"][0] == 1.0  # seed 1 has no greet yet
