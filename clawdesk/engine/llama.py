@@ -330,9 +330,7 @@ class Engine:
         if bare:
             show(hold.flush())
             body_ids = head_ids + run.ids[:-1]  # its end of turn dropped
-            closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget or max_tokens // 2, stop, show,
-                                               forced, knobs)
-            closing.first = run.first or closing.first
+            closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget, stop, show, forced, run, knobs)
             return closing, body + text, body_ids + ids, forced
         cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
         if cut:  # the budget or the word limit cut it mid-sentence: drop that sentence (never shown)
@@ -351,20 +349,20 @@ class Engine:
         forced.append([len(kept_ids), len(kept_ids) + len(lead_ids)])
         show(lead)
         closing, text, closing_ids = self._closing(prompt_ids, kept_ids + lead_ids, tail_budget, stop, show,
-                                                   forced, knobs)
-        closing.first = run.first or closing.first
+                                                   forced, run, knobs)
         return closing, head + kept + lead + text, kept_ids + lead_ids + closing_ids, forced
 
     def _closing(self, prompt_ids: list[int], before: list[int], budget: int, stop: Sequence[str],
-                 show: Callable[[str], None], forced: list[list[int]],
+                 show: Callable[[str], None], forced: list[list[int]], body: Run,
                  knobs: dict[str, Any]) -> tuple[Run, str, list[int]]:
         """The rest of a closing line after its fixed words (``before`` ends with them): at least a
         few tokens (not the words alone: "In short:" then nothing, "Hope this helps" then "!"),
         ending at its first sentence end after those — a closing line, not a second answer. An end
-        of turn the engine adds there is appended to ``forced``."""
+        of turn the engine adds there is appended to ``forced``. The reply's first token is the body's."""
         scanner: list[StopScanner] = []
         closing = self._loop.sample(prompt_ids + before, max(1, budget), stop=(*_SENTENCE_ENDS, *stop), on_text=show,
                                     min_tokens=_CLOSING_MIN_TOKENS, scanner=scanner, **knobs)
+        closing.first = body.first or closing.first
         ids = closing.ids
         if scanner and scanner[0].hit:  # ended at the line or sentence end, which the ids overshoot
             closing.text += scanner[0].which.strip()  # keep the stop's punctuation
