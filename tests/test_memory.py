@@ -339,6 +339,35 @@ def test_the_judge_is_offered_only_clauses_that_ask_for_something():
     assert clauses("That is wrong, Paris is the capital of France.") == []
 
 
+def test_a_request_for_one_reply_is_no_clause_unless_it_says_it_lasts():
+    """On the headline grid the judge took the next question, "Give me some ideas for a healthy
+    breakfast.", as a lasting wish, and the model then answered it in place of later questions."""
+    from clawdesk.memory.judge import clauses
+
+    for request in ("Give me some ideas for a healthy breakfast.", "Tell me about volcanoes.",
+                    "Write a haiku about autumn.", "Show me how to change a tire."):
+        assert clauses(request) == [], request
+    assert clauses("Give me short answers from now on.") == ["Give me short answers from now on"]
+    assert clauses("Please give me a summary at the end of every answer.") == [
+        "Please give me a summary at the end of every answer"]
+    assert clauses("Write in Spanish please.") == ["Write in Spanish please"]
+
+
+def test_a_next_question_reaches_no_judge(store, memory):
+    """The nightly pass reads every message that follows a reply; a new question has nothing for
+    the judge, so none is loaded and no wish is learned."""
+    from clawdesk.memory.judge import extract_pending
+
+    cid, _, a = turn(store, "What should I eat?", "Some ideas: oats, eggs.")
+    store.add_message(cid, "user", "Give me some ideas for a healthy breakfast.", parent_id=a)
+
+    def no_judge():
+        raise AssertionError("nothing here needs the judge")
+
+    assert extract_pending(store, Settings(), no_judge) == []
+    assert store.wishes() == []
+
+
 def test_the_judge_grammar_allows_only_none_or_a_clause():
     from clawdesk.memory.judge import grammar_for
 

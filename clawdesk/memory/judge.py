@@ -52,15 +52,31 @@ _WISHY = re.compile(r"\b(?:i (?:prefer|like|love|want|need|hate|'d like|would li
                     r"don't|do not)\b", re.IGNORECASE)
 
 
+# A request for this one reply ("Give me some ideas for a healthy breakfast", "Tell me about
+# volcanoes", "Write a haiku") asks for something too, but for content, not for how every reply
+# should be. The judge reads every message that follows a reply, the next question included, and
+# on the headline grid it took a next question as a wish: it then sat in every prompt, and the
+# model answered it instead of the question asked. Such a clause is a wish only when it also
+# says it lasts or speaks of replies ("Give me a summary at the end of every answer").
+_REQUEST = re.compile(r"^(?:please\s+)?(?:can you\s+|could you\s+)?(?:give|show|tell|write|send|find|list|explain|"
+                      r"describe|suggest|recommend|teach|make|draft|create|plan)\s+(?:(?:me|us)\s+)?"
+                      r"(?:a|an|the|some|any|\d+|one|two|three|few|several|more|about|how|why|what|where|when|"
+                      r"who|which|ideas?|examples?|tips?|steps?)\b", re.IGNORECASE)
+_LASTING = re.compile(r"\b(?:always|never|from now on|every|each|any ?more|in (?:the )?future|going forward|"
+                      r"next time|answers?|replies|reply|responses?)\b", re.IGNORECASE)
+
+
 def clauses(text: str) -> list[str]:
     """The parts of ``text`` that could state a wish: its sentences, split again at "; ", at
-    ", but/and/so" and before a new subject (", I live in …"), kept when they ask for something."""
+    ", but/and/so" and before a new subject (", I live in …"), kept when they ask for something
+    about replies — not when they ask for one reply's content (``_REQUEST``)."""
     parts = re.split(r"(?<=[.!?])\s+|;\s+|,\s+(?:but|and|so)\s+|,\s+(?=(?:i|you|it|that|this|they|we)\b)",
                      " ".join(text.split()), flags=re.IGNORECASE)
     out = []
     for p in parts:
         p = p.strip(" ,.!?")
-        if len(p.split()) >= 2 and p not in out and _WISHY.search(p):
+        if len(p.split()) >= 2 and p not in out and _WISHY.search(p) and \
+                (not _REQUEST.match(p) or _LASTING.search(p)):
             out.append(p)
     return out
 
@@ -132,12 +148,12 @@ def extract_pending(store: Store, settings: Settings, make_judge: Callable[[], W
         # instruction ("under 30 words please"); the judge reads only comments.
         text = fb.comment
         channel = "comment" if fb.kind == "comment" else "thumbs_down"
-        if text.strip() and len(text.split()) <= MAX_WORDS and not extract(text, channel):
+        if text.strip() and len(text.split()) <= MAX_WORDS and not extract(text, channel) and clauses(text):
             todo.append((text, WishSource(fb.message_id, fb.id, None, "judge", "")))
     memory = Memory(store, settings)
     for m in messages:
         text = memory.remark(m)  # what the rules read (the message without a question asked again)
-        if len(text.split()) <= MAX_WORDS and not extract(text, "message"):
+        if len(text.split()) <= MAX_WORDS and not extract(text, "message") and clauses(text):
             todo.append((text, WishSource(m.id, None, m.conversation_id, "judge", "")))
     learned: list[Learned] = []
     judge = make_judge() if todo else None
