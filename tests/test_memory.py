@@ -345,12 +345,13 @@ def test_a_request_for_one_reply_is_no_clause_unless_it_says_it_lasts():
     from clawdesk.memory.judge import clauses
 
     for request in ("Give me some ideas for a healthy breakfast.", "Tell me about volcanoes.",
-                    "Write a haiku about autumn.", "Show me how to change a tire."):
+                    "Write a haiku about autumn.", "Show me how to change a tire.", "How can I remember names better?"):
         assert clauses(request) == [], request
     assert clauses("Give me short answers from now on.") == ["Give me short answers from now on"]
     assert clauses("Please give me a summary at the end of every answer.") == [
         "Please give me a summary at the end of every answer"]
     assert clauses("Write in Spanish please.") == ["Write in Spanish please"]
+    assert clauses("Could you always answer in Spanish?") == ["Could you always answer in Spanish"]
 
 
 def test_a_next_question_reaches_no_judge(store, memory):

@@ -69,14 +69,15 @@ _LASTING = re.compile(r"\b(?:always|never|from now on|every|each|any ?more|in (?
 def clauses(text: str) -> list[str]:
     """The parts of ``text`` that could state a wish: its sentences, split again at "; ", at
     ", but/and/so" and before a new subject (", I live in …"), kept when they ask for something
-    about replies — not when they ask for one reply's content (``_REQUEST``)."""
+    about replies — not when they ask one question or for one reply's content (``_REQUEST``)."""
     parts = re.split(r"(?<=[.!?])\s+|;\s+|,\s+(?:but|and|so)\s+|,\s+(?=(?:i|you|it|that|this|they|we)\b)",
                      " ".join(text.split()), flags=re.IGNORECASE)
     out = []
     for p in parts:
+        one_reply = p.rstrip().endswith("?")  # a question ("How can I remember names better?") too
         p = p.strip(" ,.!?")
         if len(p.split()) >= 2 and p not in out and _WISHY.search(p) and \
-                (not _REQUEST.match(p) or _LASTING.search(p)):
+                (not (one_reply or _REQUEST.match(p)) or _LASTING.search(p)):
             out.append(p)
     return out
 
