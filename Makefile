@@ -21,8 +21,10 @@ chat: install
 	$(VENV)/bin/clawdesk chat
 
 # One worker per core (at most 4); a file's tests stay on one worker, so the trainings a file's
-# fixtures share are made once. tests/conftest.py gives each worker its share of the threads.
-TEST_JOBS ?= -n auto --maxprocesses 4 --dist loadfile
+# fixtures share are made once. tests/conftest.py gives each worker its share of the threads and
+# puts the longest files first; --no-loadscope-reorder keeps that order (xdist would otherwise
+# hand out the files with the most tests first, and the few long ones came last).
+TEST_JOBS ?= -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 test: install
 	$(PY) -m pytest $(TEST_JOBS) --durations=15 $(PYTEST_ARGS)

@@ -29,6 +29,12 @@ if THREADS:
 MODEL_FIXTURES = frozenset({"model_path", "engine", "shared_hf", "hf_cache"})
 
 
+# The slowest files of a clean-clone run (``make test`` prints the slowest tests), longest first.
+LONG_FIRST = ("test_lifecycle.py", "test_learn_now_pass.py", "test_stopped_gate.py", "test_bench_smoke.py",
+              "test_anti_collapse.py", "test_export.py", "test_bench_grid.py", "test_privacy.py",
+              "test_train_context.py", "test_accelerate_ddp.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the tiers. ``fixturenames`` is the transitive closure, so a fixture that builds on
     ``engine`` (a chat service, a trained adapter) marks its tests too."""
@@ -37,6 +43,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.model)
         if item.path.name.startswith("test_bench"):
             item.add_marker(pytest.mark.bench)
+    # The longest files first: ``--dist loadfile --no-loadscope-reorder`` hands files out in this
+    # order, and a long file that comes last keeps one worker busy while the other sits idle
+    # (docs/benchmarks.md). A stable sort: the tests of a file, and the other files, keep their order.
+    items.sort(key=lambda item: LONG_FIRST.index(item.path.name) if item.path.name in LONG_FIRST else len(LONG_FIRST))
 
 
 @pytest.fixture(autouse=True)
