@@ -47,11 +47,13 @@ def train(app: AppContext, now: bool, method: str | None, train_only: bool, if_d
         if result is not None:
             click.echo(f"Process {distributed.accelerator().process_index}: trained its shard of run "
                        f"{result.run_id} ({len(result.steps)} steps).", err=True)
+        distributed.finish()
         return
     try:
         _lead(app, method, train_only, if_due, limit, as_json)
     finally:
         distributed.release()  # the others exit if no pass ran here
+    distributed.finish()
 
 
 def _relaunch(app: AppContext, num_processes: int | None, method: str | None, train_only: bool, if_due: bool,

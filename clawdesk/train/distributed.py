@@ -113,6 +113,22 @@ def release() -> None:
     _plan_sent = True
 
 
+def finish() -> None:
+    """Every process, when its command ended normally: wait for the others, then close the process
+    group. Without it the first process to exit tears down its connections while another's gloo
+    thread still holds them, and that process aborts ("terminate called without an active
+    exception"): 4 of 15 empty passes on a loaded 2-core machine. After an error nobody waits:
+    the launcher stops the others."""
+    dist = accelerator()
+    if dist is None:
+        return
+    import torch.distributed as td
+
+    dist.wait_for_everyone()
+    if td.is_initialized():
+        td.destroy_process_group()
+
+
 def receive_plan() -> Plan | None:
     """A process other than 0: wait for process 0's plan (None: process 0 ran no pass)."""
     from accelerate.utils import broadcast_object_list
