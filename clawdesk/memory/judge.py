@@ -133,6 +133,12 @@ def _as_wishes(clause: str) -> list[Candidate]:
     return extract(clause, "comment") or [Candidate(clause, "", clause)]
 
 
+def _for_judge(text: str, channel: str) -> bool:
+    """A remark the judge should read: short enough to be a remark, no wish the rules found, and
+    some clause left to offer (none: the judge is not even loaded)."""
+    return len(text.split()) <= MAX_WORDS and not extract(text, channel) and bool(clauses(text))
+
+
 def extract_pending(store: Store, settings: Settings, make_judge: Callable[[], WishJudge],
                     progress: Callable[[int, int], None] | None = None) -> list[Learned]:
     """Judge the remarks written since the last run that the rules found no wish in.
@@ -149,12 +155,12 @@ def extract_pending(store: Store, settings: Settings, make_judge: Callable[[], W
         # instruction ("under 30 words please"); the judge reads only comments.
         text = fb.comment
         channel = "comment" if fb.kind == "comment" else "thumbs_down"
-        if text.strip() and len(text.split()) <= MAX_WORDS and not extract(text, channel) and clauses(text):
+        if _for_judge(text, channel):
             todo.append((text, WishSource(fb.message_id, fb.id, None, "judge", "")))
     memory = Memory(store, settings)
     for m in messages:
         text = memory.remark(m)  # what the rules read (the message without a question asked again)
-        if len(text.split()) <= MAX_WORDS and not extract(text, "message") and clauses(text):
+        if _for_judge(text, "message"):
             todo.append((text, WishSource(m.id, None, m.conversation_id, "judge", "")))
     learned: list[Learned] = []
     judge = make_judge() if todo else None
