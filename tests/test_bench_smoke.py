@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scenarios import (  # noqa: E402
     RULE_KINDS, EndsWithSummary, MaxWords, NoMarkdown, Prompt, StartsWith, load_scenario, load_scenarios)
-from clawdesk.train.answers import degenerate  # noqa: E402
+from clawdesk.train.answers import answers, degenerate  # noqa: E402
 
 PLANTS = Prompt("How do I keep houseplants alive?", ("water", "light", "soil"))
 
@@ -124,6 +124,22 @@ def test_simulated_correction_follows_the_wish_and_answers(scenarios):
 
 def test_degenerate_accepts_ordinary_text():
     assert degenerate("Mount Everest is 8,849 metres high, the tallest mountain above sea level.") == ""
+
+
+def test_naming_the_subject_three_times_is_not_a_loop():
+    """Two false verdicts the headline grid's failed replies showed (train/answers.py): a reply that
+    names its subject three times is not 'repetitive', and 'magnetism' is on topic for magnets. A
+    loop is still one, subject words or not."""
+    greenhouse = ("The greenhouse effect is a crucial topic in climate science. The greenhouse effect refers to "
+                  "the way gases such as carbon dioxide trap heat near the surface. Without the greenhouse "
+                  "effect, Earth would be frozen.")
+    assert answers(greenhouse, "What is the greenhouse effect?").ok
+    assert degenerate(greenhouse) == "repetitive"  # the trigram rule alone, without the prompt's topic
+    assert answers("Magnetism is a force that acts between two opposite charges.", "How do magnets work?").ok
+    loop = ("The sky is blue because light scatters in the air around us. The sky is blue because light "
+            "scatters in the air around us. The sky is blue because light scatters in the air.")
+    assert answers(loop, "Why is the sky blue?").reason == "repetitive"
+    assert answers("Planets orbit the sun in ellipses, held by gravity.", "How do I plan a trip?").reason == "off topic"
 
 
 def test_scenario_files_reject_overlap_and_unknown_rules(tmp_path):

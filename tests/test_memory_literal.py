@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clawdesk.engine.shape import SentenceHold, bare_ending, has_ending, sentence_cut, word_count
+from clawdesk.engine.shape import SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, word_count
 from clawdesk.memory.literal import Literals, literals_of, plain_text, quoted, said, word_limit, written_exactly
 from clawdesk.records import Wish
 
@@ -37,6 +37,18 @@ def test_sentence_hold_never_shows_an_unfinished_sentence():
     assert bare_ending("Body.\n\nHope this helps!", "Hope this helps") and bare_ending("Body.\nIn short:", "In short:")
     assert not bare_ending("Body.\n\nHope this helps with the flowers!", "Hope this helps")
     assert not bare_ending("Body.", "Hope this helps")
+
+
+def test_a_cut_at_the_word_limit_ends_at_a_clause_break_in_its_second_half():
+    """Used when a reply's finished sentences are under half its word limit (engine/shape.py)."""
+    text = ("The answer is a classic example of physics. Ice floats because its solid form is less dense "
+            "than liquid water, since the molecules form an open lattice when they freeze and")
+    assert text[:clause_cut(text, 29)] == ("The answer is a classic example of physics. Ice floats because its solid "
+                                           "form is less dense than liquid water")
+    # no clause break in the second half: after the last whole word within the limit
+    assert text[:clause_cut(text, 12)] == "The answer is a classic example of physics. Ice floats because its"
+    assert "Short one, then"[:clause_cut("Short one, then", 29)] == "Short one, then"
+    assert clause_cut("", 29) == 0 and clause_cut("Tea", 0) == 0
 
 
 def test_the_stop_scanner_says_which_stop_ended_a_closing_line():

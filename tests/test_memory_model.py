@@ -254,8 +254,9 @@ def test_a_closing_line_has_words_after_its_fixed_ones(engine):
 def test_a_word_limit_ends_the_reply_at_a_sentence_within_it(chat, engine):
     """``memory_word_limit``: after "under 30 words please" the reply ends at its last sentence end
     within 29 words, with an end of turn the engine adds (masked from training like the quoted
-    words); what streamed is what was kept, and the ids are the text."""
-    from clawdesk.engine.shape import word_count
+    words) — or, when those sentences are under half the limit, at the limit with an ellipsis the
+    engine adds too; what streamed is what was kept, and the ids are the text."""
+    from clawdesk.engine.shape import ELLIPSIS, word_count
 
     question = "Explain how a car engine works, in detail."
     free = chat.send(chat.new_conversation().id, question)
@@ -269,7 +270,12 @@ def test_a_word_limit_ends_the_reply_at_a_sentence_within_it(chat, engine):
     shown: list[str] = []
     t = chat.send(chat.new_conversation().id, question, on_text=shown.append)
     reply, ids = t.assistant.content, t.assistant.response_token_ids
-    assert 0 < word_count(reply) <= 29 and reply.rstrip()[-1] in ".!?:;)"  # a whole sentence, not a cut word
     assert "".join(shown) == reply
     assert engine.detokenize(ids[:-1]) == reply and t.assistant.sampling["max_words"] == 29
-    assert t.assistant.sampling["forced"] == [[len(ids) - 1, len(ids)]] and t.assistant.finish_reason == "stop"
+    forced = t.assistant.sampling["forced"]
+    assert forced[-1] == [len(ids) - 1, len(ids)] and t.assistant.finish_reason == "stop"
+    if reply.endswith(ELLIPSIS):  # its finished sentences were under half the limit: cut at the limit
+        assert 15 <= word_count(reply) <= 29 and len(forced) == 2 and forced[0][1] == len(ids) - 1
+        assert engine.detokenize(ids[forced[0][0]:forced[0][1]]).strip() == ELLIPSIS
+    else:  # whole sentences, not a cut word, and not a short preamble alone
+        assert 15 <= word_count(reply) <= 29 and reply.rstrip()[-1] in ".!?:;)" and len(forced) == 1

@@ -12,7 +12,7 @@ import torch
 from train_samples import chat, log_turn, one_torch_thread, tiny  # noqa: F401 (fixtures)
 
 from clawdesk.errors import ConfigError
-from clawdesk.records import Sample
+from clawdesk.records import Sample, lower_first
 from clawdesk.settings import Settings
 from clawdesk.train.backend import choose_backend, load_trainable, trainable_parameters
 from clawdesk.train.context import context_samples
@@ -51,7 +51,7 @@ def test_context_samples_hold_the_memory_out_of_the_student_and_in_the_teacher(c
         assert s.source == "context" and s.reward == 0.0 and s.hints == [WISH]
         assert WISH not in chat.engine.detokenize(s.prompt_token_ids)  # student: no memory
         assert s.prompt_token_ids == chat.engine.render(s.prompt_messages)  # the ids llama.cpp rendered
-        assert s.teacher_messages[-1]["content"] == s.prompt_messages[-1]["content"] + f"\n\n({WISH})"
+        assert s.teacher_messages[-1]["content"] == s.prompt_messages[-1]["content"] + f"\n\n(In your answer: {lower_first(WISH)})"
         assert s.teacher_messages[:-1] == s.prompt_messages[:-1]
         assert 0 < len(s.response_token_ids) <= 8
     # the cap, and nothing when the term is off or the memory is empty

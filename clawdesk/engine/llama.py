@@ -17,7 +17,7 @@ from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
-from .shape import SentenceHold, bare_ending, has_ending, sentence_cut, word_count
+from .shape import ELLIPSIS, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, word_count
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
@@ -333,13 +333,23 @@ class Engine:
             closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget, stop, show, forced, run, knobs)
             return closing, body + text, body_ids + ids, forced
         cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
-        if cut:  # the budget or the word limit cut it mid-sentence: drop that sentence (never shown)
+        room = limit - word_count(head)
+        marked = 0  # ids of an ellipsis the engine wrote at the end of ``kept``
+        if over and room > 0 and word_count(run.text[:cut]) * 2 < room:
+            # the finished sentences are under half the limit: end at the limit, and show the cut
+            kept = run.text[:clause_cut(run.text, room)].rstrip().rstrip(",;:-\u2013\u2014").rstrip()
+            show(kept[len(hold.shown):] + ELLIPSIS)
+            marked = len(self.tokenize(kept + ELLIPSIS)) - len(self.tokenize(kept))
+            kept += ELLIPSIS
+        elif cut:  # the budget or the word limit cut it mid-sentence: drop that sentence (never shown)
             kept = run.text[:cut]
         else:
             show(hold.flush(before_more=True))
             kept = run.text
         kept = kept.rstrip()
         kept_ids = head_ids + (self.tokenize(kept) if kept else [])
+        if marked > 0:
+            forced.append([len(kept_ids) - marked, len(kept_ids)])
         if not ending:  # the word limit ended it: the engine ends the turn there
             run.finish = "stop"
             forced.append([len(kept_ids), len(kept_ids) + 1])

@@ -10,6 +10,9 @@ the body after its last sentence end is held (``SentenceHold``) until the next s
 A reply held to a number of words (a wish like "under 30 words") is sampled until the next piece
 would pass the limit, then ends at its last sentence end within it (or at the limit, when no
 sentence ended), with an end of turn the engine adds — the same hold keeps the stream honest.
+When the finished sentences are under half the limit, the reply ends at the limit instead
+(``clause_cut``): a model that opens with a throat-clearing sentence ("The answer is a classic
+example of physics.") would otherwise be cut to that sentence alone, which no longer answers.
 """
 
 from __future__ import annotations
@@ -39,6 +42,23 @@ def bare_ending(text: str, ending: str) -> bool:
     carries words of its own after them, so the model goes on with it."""
     line = last_line(text)
     return has_ending(text, ending) and word_count(line[len(ending.strip()):]) == 0
+
+
+_CLAUSE = re.compile(r"[,;:\u2014]|\s[-\u2013]\s")
+ELLIPSIS = "\u2026"
+
+
+def clause_cut(text: str, words: int) -> int:
+    """Where to end ``text`` within its first ``words`` words when no sentence end comes late
+    enough: at the last clause break (a comma, a semicolon, a dash) that keeps at least half of
+    them, else after the last whole word (the caller adds an ellipsis, so the cut shows)."""
+    ends = [m.end() for m in re.finditer(r"\S+", text)][:max(0, words)]
+    if not ends:
+        return 0
+    limit = ends[-1]
+    half = ends[(len(ends) - 1) // 2]
+    breaks = [m.start() for m in _CLAUSE.finditer(text, 0, limit) if m.start() >= half]
+    return breaks[-1] if breaks else limit
 
 
 def sentence_cut(text: str) -> int:
