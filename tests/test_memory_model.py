@@ -18,7 +18,7 @@ from clawdesk.settings import Settings
 from clawdesk.signals import turn_messages
 from clawdesk.store import open_store
 
-NOTE = "(Keep every answer under 30 words.)"
+NOTE = "(In your answer: keep every answer under 30 words.)"  # as the prompt has it
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_correct_twice_then_shorter_then_listed_then_deleted(chat, engine):
 
     listed = json.loads(cli_run("memory", "list", "--json"))
     (wish,) = listed["wishes"]
-    assert wish["text"] == "Keep every answer under 30 words." and listed["note"] == NOTE[1:-1]
+    assert wish["text"] == "Keep every answer under 30 words." and listed["note"] == wish["text"]
     assert [s["message_id"] for s in wish["sources"]] == sources
     assert all(s["channel"] == "correction" and s["conversation_id"] == cid for s in wish["sources"])
     text = cli_run("memory", "list")
@@ -89,7 +89,7 @@ def test_the_logged_turn_keeps_the_exact_prompt_it_saw_and_the_kv_prefix_holds(c
     assert second.generation.prompt_token_ids[:len(first.generation.prompt_token_ids)] == first.generation.prompt_token_ids
     chat.memory.remove(wish.id)
     third = chat.send(cid, "And a geyser?")
-    assert "(Call me Dana.)" not in engine.detokenize(third.generation.prompt_token_ids)  # gone from the history too
+    assert "(In your answer: call me Dana.)" not in engine.detokenize(third.generation.prompt_token_ids)  # gone from the history too
     for t in (first, second, third):
         logged = chat.store.get_message(t.assistant.id)
         assert logged.prompt_token_ids == t.generation.prompt_token_ids
