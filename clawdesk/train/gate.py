@@ -105,10 +105,11 @@ class ObjectiveVerdict:
     text: str
 
 
-def still_answers(prompt: str, reply: str) -> bool:
+def still_answers(prompt: str, reply: str, set_aside: tuple[str, ...] = ()) -> bool:
     """The candidate's reply to a general prompt still answers it: the benchmarks' check
-    (``answers.answers``), which also refuses a reply made of non-words."""
-    return answers(reply, prompt, min_words=ANSWER_MIN_WORDS).ok
+    (``answers.answers``), which also refuses a reply made of non-words. ``set_aside``: words the
+    engine wrote (a quoted opening), which are not the model's answer."""
+    return answers(reply, prompt, set_aside=set_aside, min_words=ANSWER_MIN_WORDS).ok
 
 
 def answer_rate(replies: list[str], prompts: tuple[str, ...] = GENERAL_PROMPTS) -> float:
@@ -165,15 +166,20 @@ def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int
     return new
 
 
-def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer: Any) -> list[tuple[str, list[int]]]:
+def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer: Any) -> tuple[str, list[tuple[str, list[int]]]]:
     """Check 4's prompts: the user's latest distinct questions among the pass's samples, each as
-    one turn with the memory's current note placed as served. (text, prompt ids) pairs."""
+    one turn with the memory placed as served — the note in the message and, when the memory
+    quotes an opening, those words already written at the start of the reply (the engine writes
+    them there; a candidate that chats on after "Hi Sam!" instead of answering fails only with
+    them, session 16). Returns the opening and the (text, prompt ids) pairs."""
     from ..memory import Memory
     from .scoring import render_prompt
 
     if settings.gate_own_prompts <= 0:
-        return []
-    note = Memory(store, settings).note()
+        return "", []
+    memory = Memory(store, settings)
+    note, opening = memory.note(), memory.literals().opening
+    head = tokenizer.encode(opening, add_special_tokens=False) if opening else []
     texts: list[str] = []
     for sample_id in sorted(result.trained_ids + result.heldout_ids, reverse=True):
         try:
@@ -189,8 +195,8 @@ def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer
     for text in texts:
         messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
         messages.append({"role": "user", "content": text})
-        out.append((text, render_prompt(tokenizer, note.apply(messages) if note is not None else messages)))
-    return out
+        out.append((text, render_prompt(tokenizer, note.apply(messages) if note is not None else messages) + head))
+    return opening, out
 
 
 def verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
@@ -381,16 +387,16 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
                        f"still answers general prompts: {decision.answer_rate_candidate:.2f} "
                        f"(min {floor:.2f}: {settings.gate_min_answer_rate}, or the base's {decision.answer_rate_base:.2f} if lower)"))
         # 4. the user's own prompts, with the memory as served
-        own = own_prompts(store, settings, result, tokenizer)
+        opening, own = own_prompts(store, settings, result, tokenizer)
         decision.n_own = len(own)
         if own:
             say("gate: your prompts, as served")
             answered = {}
+            aside = (opening,) if opening else ()
             for name in ("served", "candidate"):
                 with use(name):
-                    answered[name] = sum(still_answers(text, tokenizer.decode(greedy(model, ids, REPLY_TOKENS, eos),
-                                                                              skip_special_tokens=True))
-                                         for text, ids in own)
+                    answered[name] = sum(still_answers(text, opening + tokenizer.decode(
+                        greedy(model, ids, REPLY_TOKENS, eos), skip_special_tokens=True), aside) for text, ids in own)
             decision.own_answered_served, decision.own_answered_candidate = answered["served"], answered["candidate"]
             checks.append((answered["candidate"] >= answered["served"],
                            f"answers your latest prompts, memory as served: {answered['candidate']}/{len(own)} "
