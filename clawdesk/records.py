@@ -309,22 +309,6 @@ class Wish:
     sources: list[WishSource] = field(default_factory=list)
 
 
-# Why the note is introduced as being about the answer: stated bare after a question ("What should
-# I do before a long flight?\n\n(Write plain sentences, no lists.)"), the bundled model sometimes
-# took the note for the task and wrote about it ("Here's a sample of your written content in plain
-# sentences: …") — two of the served replies the session-15 headline grid lost (docs/memory.md).
-ANSWER_LEAD = "In your answer: "
-
-
-def lower_first(text: str) -> str:
-    """``text`` to follow a colon mid-sentence: its first letter lowered, unless the first word is
-    "I" (or "I'm", …) or an acronym or name-like capital run ("TL;DR", "OK")."""
-    first = text.split(maxsplit=1)[0] if text.strip() else ""
-    if not first or first[0] == "I" and (len(first) == 1 or not first[1].isalpha()) or first[:2].isupper():
-        return text
-    return text[0].lower() + text[1:]
-
-
 @dataclass(frozen=True)
 class MemoryNote:
     """What the preference memory added to one reply's prompt, kept with the reply so that the
@@ -349,7 +333,7 @@ class MemoryNote:
             return f"{self.text}\n\n{content}"
         if self.placement == "user_tag":
             return f"{content}\n\n[user's hint / instruction]\n{self.text}"
-        return f"{content}\n\n({ANSWER_LEAD}{lower_first(self.text)})"
+        return f"{content}\n\n({self.text})"
 
     def apply(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         """A copy of ``messages`` with the note placed (unchanged if there is nowhere to put it)."""

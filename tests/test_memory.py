@@ -266,19 +266,8 @@ def test_the_note_goes_on_the_latest_user_message_only(store, memory):
     history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
     placed = note.apply(history)
     assert placed[:2] == history[:2]  # earlier turns unchanged: the KV-prefix reuse keeps them
-    assert placed[2]["content"] == "c\n\n(In your answer: keep every answer under 30 words. Call me Dana.)"
+    assert placed[2]["content"] == "c\n\n(Keep every answer under 30 words. Call me Dana.)"
     assert history[2]["content"] == "c"  # a copy
-
-
-@pytest.mark.parametrize("wish, said", [
-    ("Keep it short.", "keep it short."), ("I like plain text.", "I like plain text."),
-    ("I'm Dana.", "I'm Dana."), ("TL;DR first.", "TL;DR first."), ("OK, be brief.", "OK, be brief."),
-])
-def test_the_note_says_it_is_about_the_answer(wish, said):
-    """Stated bare after a question, the bundled model sometimes took the note for the task
-    ("Here's a sample of your written content in plain sentences"): the note says what it is for,
-    and its first letter is lowered unless that would change a word ("I", an acronym)."""
-    assert MemoryNote("user", wish).decorate("Why is the sky blue?") == f"Why is the sky blue?\n\n(In your answer: {said})"
 
 
 @pytest.mark.parametrize("placement, first, last", [
@@ -289,6 +278,18 @@ def test_the_note_says_it_is_about_the_answer(wish, said):
 def test_other_placements(placement, first, last):
     placed = MemoryNote(placement, "W.").apply([{"role": "system", "content": "Be kind."}, {"role": "user", "content": "q"}])
     assert placed[0] == first and placed[-1]["content"] == last
+
+
+def test_a_plain_text_wish_is_held_by_the_sampler_not_stated_in_the_note(store):
+    """On trained weights the note "(Write plain sentences, no lists.)" was sometimes taken for the
+    task; the sampler keeps every reply off Markdown anyway (memory_plain_text), so the wish stays
+    out of the note. With that setting off, the note is all there is, so it states it."""
+    memory = Memory(store, Settings())
+    memory.add("Write plain sentences, no lists.")
+    memory.add("Call me Dana.")
+    assert memory.note().text == "Call me Dana." and memory.literals().plain
+    assert Memory(store, Settings().replace(memory_plain_text=False)).note().text == (
+        "Write plain sentences, no lists. Call me Dana.")
 
 
 def test_placement_off_and_no_wishes_add_nothing(store):
@@ -311,10 +312,10 @@ def test_earlier_messages_keep_their_note_while_it_is_the_current_one(store):
     dana, brief = MemoryNote("user", "Call me Dana."), MemoryNote("user", "Be brief.")
     # a1 was answered without the memory, a2 with Dana: with Dana still current, u2 keeps it
     got = render("S", path, {a2.id: dana}, dana)
-    assert [m["content"] for m in got] == ["S", "a", "b", "c\n\n(In your answer: call me Dana.)", "d", "e\n\n(In your answer: call me Dana.)"]
+    assert [m["content"] for m in got] == ["S", "a", "b", "c\n\n(Call me Dana.)", "d", "e\n\n(Call me Dana.)"]
     # the memory changed: every earlier note drops, only the latest message has the new one
     got = render("S", path, {a2.id: dana}, brief)
-    assert [m["content"] for m in got] == ["S", "a", "b", "c", "d", "e\n\n(In your answer: be brief.)"]
+    assert [m["content"] for m in got] == ["S", "a", "b", "c", "d", "e\n\n(Be brief.)"]
     assert render("", path, {a2.id: dana}, None) == [{"role": m.role, "content": m.content} for m in path]
     # a system note goes to the system prompt only
     assert render("S", path, {a2.id: dana}, MemoryNote("system", "Call me Dana."))[0]["content"] == "S\n\nCall me Dana."
@@ -323,7 +324,7 @@ def test_earlier_messages_keep_their_note_while_it_is_the_current_one(store):
 def test_turn_messages_rebuild_the_prompt_with_its_note(store):
     cid, u, a = turn(store)
     store.record_note(a, MemoryNote("user", "Call me Dana.", (1,)))
-    assert turn_messages(store, store.get_message(a))[-1] == {"role": "user", "content": "Why is the sky blue?\n\n(In your answer: call me Dana.)"}
+    assert turn_messages(store, store.get_message(a))[-1] == {"role": "user", "content": "Why is the sky blue?\n\n(Call me Dana.)"}
     assert store.note_of(a).wish_ids == (1,)
     store.forget_conversations([cid])
     assert store.execute("select count(*) from memory_notes")[0][0] == 0

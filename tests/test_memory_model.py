@@ -18,7 +18,7 @@ from clawdesk.settings import Settings
 from clawdesk.signals import turn_messages
 from clawdesk.store import open_store
 
-NOTE = "(In your answer: keep every answer under 30 words.)"  # as the prompt has it
+NOTE = "(Keep every answer under 30 words.)"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_correct_twice_then_shorter_then_listed_then_deleted(chat, engine):
 
     listed = json.loads(cli_run("memory", "list", "--json"))
     (wish,) = listed["wishes"]
-    assert wish["text"] == "Keep every answer under 30 words." and listed["note"] == wish["text"]
+    assert wish["text"] == "Keep every answer under 30 words." and listed["note"] == NOTE[1:-1]
     assert [s["message_id"] for s in wish["sources"]] == sources
     assert all(s["channel"] == "correction" and s["conversation_id"] == cid for s in wish["sources"])
     text = cli_run("memory", "list")
@@ -89,7 +89,7 @@ def test_the_logged_turn_keeps_the_exact_prompt_it_saw_and_the_kv_prefix_holds(c
     assert second.generation.prompt_token_ids[:len(first.generation.prompt_token_ids)] == first.generation.prompt_token_ids
     chat.memory.remove(wish.id)
     third = chat.send(cid, "And a geyser?")
-    assert "(In your answer: call me Dana.)" not in engine.detokenize(third.generation.prompt_token_ids)  # gone from the history too
+    assert "(Call me Dana.)" not in engine.detokenize(third.generation.prompt_token_ids)  # gone from the history too
     for t in (first, second, third):
         logged = chat.store.get_message(t.assistant.id)
         assert logged.prompt_token_ids == t.generation.prompt_token_ids
@@ -116,7 +116,9 @@ def test_a_thumbs_down_reason_and_comment_teach_at_once(chat):
     chat.explain(fb.id, "too long", "no lists, and call me Dana")  # ... and the reason after
     assert sorted(w.text for w in chat.store.wishes()) == [
         "Call me Dana.", "Keep answers short and to the point.", "Write plain sentences, no lists."]
-    assert chat.memory.note().text.count(".") == 3
+    # the plain-text wish is held by the sampler, so the note states the other two
+    assert chat.memory.note().text.count(".") == 2 and "lists" not in chat.memory.note().text
+    assert chat.memory.literals().plain
 
 
 def test_the_judge_finds_what_the_rules_miss_only_in_the_persons_words(chat, engine):

@@ -12,7 +12,7 @@ import torch
 from train_samples import chat, log_turn, one_torch_thread, tiny  # noqa: F401 (fixtures)
 
 from clawdesk.errors import ConfigError
-from clawdesk.records import Sample, lower_first
+from clawdesk.records import Sample
 from clawdesk.settings import Settings
 from clawdesk.train.backend import choose_backend, load_trainable, trainable_parameters
 from clawdesk.train.context import context_samples
@@ -21,7 +21,6 @@ from clawdesk.train.run import loss_batch, loss_config, train_step
 from clawdesk.train.scoring import ScoreConfig, score_sample
 
 WISH = "Keep every answer under 10 words."
-NOTE = f"(In your answer: {lower_first(WISH)})"  # as the prompt has it
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def home_with_memory(chat, settings):
 
 def test_context_samples_hold_the_memory_out_of_the_student_and_in_the_teacher(chat, settings, home_with_memory):
     after, secret = home_with_memory
-    assert NOTE in chat.engine.detokenize(after.assistant.prompt_token_ids)  # the chat logged it with the note
+    assert WISH in chat.engine.detokenize(after.assistant.prompt_token_ids)  # the chat logged it with the note
     settings = settings.replace(train_w_context=1.0, train_context_prompts=10, train_context_max_tokens=8)
     samples = context_samples(chat.store, settings, engine=chat.engine)
 
@@ -50,9 +49,9 @@ def test_context_samples_hold_the_memory_out_of_the_student_and_in_the_teacher(c
     assert secret.assistant.id not in {s.message_id for s in samples}  # excluded: never distilled
     for s in samples:
         assert s.source == "context" and s.reward == 0.0 and s.hints == [WISH]
-        assert NOTE not in chat.engine.detokenize(s.prompt_token_ids)  # student: no memory
+        assert WISH not in chat.engine.detokenize(s.prompt_token_ids)  # student: no memory
         assert s.prompt_token_ids == chat.engine.render(s.prompt_messages)  # the ids llama.cpp rendered
-        assert s.teacher_messages[-1]["content"] == s.prompt_messages[-1]["content"] + f"\n\n{NOTE}"
+        assert s.teacher_messages[-1]["content"] == s.prompt_messages[-1]["content"] + f"\n\n({WISH})"
         assert s.teacher_messages[:-1] == s.prompt_messages[:-1]
         assert 0 < len(s.response_token_ids) <= 8
     # the cap, and nothing when the term is off or the memory is empty

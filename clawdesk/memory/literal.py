@@ -73,6 +73,15 @@ def plain_text(text: str) -> bool:
     return bool(_PLAIN.search(text))
 
 
+def held_plain(wish: Wish) -> bool:
+    """A format wish for plain text: with ``memory_plain_text`` the sampler holds every reply to
+    it, and it stays out of the prompt's note. Stated there as well, the note was taken for the
+    task on trained weights ("Sure, here are some plain sentences with bold text: …"): plain, seed
+    0 of the session-16 grid, 32 paired replies, answers 0.91 with it in the note, 1.00 without
+    (docs/memory.md)."""
+    return wish.status == "active" and wish.slot == "format" and plain_text(wish.text)
+
+
 def literals_of(wishes: Sequence[Wish], exact: bool = True, words: bool = False, plain: bool = False) -> Literals:
     """With ``exact`` the quoted opening and ending of the active wishes (the newest wish of a
     slot wins), with ``words`` the limit of the active length wish, with ``plain`` whether its

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..records import Feedback, MemoryNote, Message, Wish, WishSource
 from ..settings import Settings
 from ..store import Store
-from .literal import Literals, literals_of, quoted, written_exactly
+from .literal import Literals, held_plain, literals_of, quoted, written_exactly
 from .prompt import note_for, sentence
 from .rules import Candidate, extract
 
@@ -68,6 +68,8 @@ class Memory:
         wishes = self.store.wishes(with_sources=False)
         if self.settings.memory_literal:  # their words are written by the engine (``literals``)
             wishes = [w for w in wishes if not written_exactly(w)]
+        if self.settings.memory_plain_text and literals_of(wishes, exact=False, plain=True).plain:
+            wishes = [w for w in wishes if not held_plain(w)]  # the sampler keeps replies off Markdown
         return note_for(wishes, self.settings.memory_placement)
 
     def literals(self) -> Literals:

@@ -12,7 +12,7 @@ from clawdesk.tui.screens.editor import EditorScreen, LineEditScreen
 from clawdesk.tui.screens.memory import MemoryScreen
 from test_chat_app import SIZE, send, wait_until
 
-NOTE = "(In your answer: keep every answer under 30 words.)"
+NOTE = "(Keep every answer under 30 words.)"
 
 
 async def test_a_correction_is_learned_shown_and_used_in_the_next_reply(engine, quick, store: Store):
