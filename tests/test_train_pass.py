@@ -191,7 +191,7 @@ def test_the_gate_asks_your_prompts_as_served_the_quoted_opening_included(chat, 
 
     tokenizer = AutoTokenizer.from_pretrained(str(shared_hf))
     chat.memory.add("Start every answer with 'Hi Sam!'")
-    chat.memory.add("Write plain sentences.")
+    chat.memory.add("Call me Dana.")  # a note in the message as well
     sample = add_sample(chat, "How do magnets work?", reward=1.0, seed=0, max_tokens=10)
     served = chat.store.get_message(sample.message_id)
     result = TrainResult(run_id=1, method="combined", backend="lora", candidate_path="", trained_ids=[sample.id])
