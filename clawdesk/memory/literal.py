@@ -73,13 +73,16 @@ def plain_text(text: str) -> bool:
     return bool(_PLAIN.search(text))
 
 
-def held_plain(wish: Wish) -> bool:
-    """A format wish for plain text: with ``memory_plain_text`` the sampler holds every reply to
-    it, and it stays out of the prompt's note. Stated there as well, the note was taken for the
-    task on trained weights ("Sure, here are some plain sentences with bold text: …"): plain, seed
-    0 of the session-16 grid, 32 paired replies, answers 0.91 with it in the note, 1.00 without
-    (docs/memory.md)."""
-    return wish.status == "active" and wish.slot == "format" and plain_text(wish.text)
+def held_plain(wishes: Sequence[Wish]) -> set[int]:
+    """The ids of the plain-text format wishes the sampler holds replies to (``memory_plain_text``)
+    — none unless the newest active format wish asks for plain text. They stay out of the prompt's
+    note: stated there as well, the note was taken for the task on trained weights ("Sure, here
+    are some plain sentences with bold text: …"): plain, seed 0 of the session-16 grid, 32 paired
+    replies, answers 0.91 with it in the note, 1.00 without (docs/memory.md)."""
+    formats = [w for w in wishes if w.status == "active" and w.slot == "format"]
+    if not formats or not plain_text(formats[-1].text):
+        return set()
+    return {w.id for w in formats if plain_text(w.text)}
 
 
 def literals_of(wishes: Sequence[Wish], exact: bool = True, words: bool = False, plain: bool = False) -> Literals:
@@ -89,9 +92,8 @@ def literals_of(wishes: Sequence[Wish], exact: bool = True, words: bool = False,
     found = {w.slot: quoted(w.text) for w in wishes if exact and written_exactly(w)}
     active = [w for w in wishes if w.status == "active"]
     limits = [word_limit(w.text) for w in active if w.slot == "length"]
-    formats = [plain_text(w.text) for w in active if w.slot == "format"]
     return Literals(found.get("opening", ""), found.get("ending", ""), limits[-1] if words and limits else 0,
-                    plain and bool(formats) and formats[-1])
+                    plain and bool(held_plain(wishes)))
 
 
 def said(literals: Literals) -> str:

@@ -68,8 +68,9 @@ class Memory:
         wishes = self.store.wishes(with_sources=False)
         if self.settings.memory_literal:  # their words are written by the engine (``literals``)
             wishes = [w for w in wishes if not written_exactly(w)]
-        if self.settings.memory_plain_text and literals_of(wishes, exact=False, plain=True).plain:
-            wishes = [w for w in wishes if not held_plain(w)]  # the sampler keeps replies off Markdown
+        if self.settings.memory_plain_text:  # the sampler keeps replies off Markdown (``literals``)
+            held = held_plain(wishes)
+            wishes = [w for w in wishes if w.id not in held]
         return note_for(wishes, self.settings.memory_placement)
 
     def literals(self) -> Literals:
