@@ -136,6 +136,8 @@ def test_naming_the_subject_three_times_is_not_a_loop():
     assert answers(greenhouse, "What is the greenhouse effect?").ok
     assert degenerate(greenhouse) == "repetitive"  # the trigram rule alone, without the prompt's topic
     assert answers("Magnetism is a force that acts between two opposite charges.", "How do magnets work?").ok
+    assert answers("Hi Sam! Reading, hiking and painting are hobbies many people enjoy.",
+                   "What is a good hobby to pick up?").ok
     loop = ("The sky is blue because light scatters in the air around us. The sky is blue because light "
             "scatters in the air around us. The sky is blue because light scatters in the air.")
     assert answers(loop, "Why is the sky blue?").reason == "repetitive"

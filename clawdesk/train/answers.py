@@ -55,10 +55,13 @@ def words(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    """A crude suffix stripper: enough to match 'plants'/'plant' and 'boiling'/'boil'."""
+    """A crude suffix stripper: enough to match 'plants'/'plant', 'boiling'/'boil' and
+    'hobbies'/'hobby' (a greet reply about hobbies was once called off topic for "a hobby")."""
     w = word.lower().replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
+    if w.endswith("ies") and len(w) >= 6:
+        return w[:-3] + "y"
     for suffix in ("ing", "ed", "es", "s", "ly"):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
             return w[: -len(suffix)]
