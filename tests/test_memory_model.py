@@ -220,6 +220,29 @@ def test_quoted_opening_and_ending_are_written_exactly_and_stop_when_deleted(cha
     assert "opening" not in t.assistant.sampling
 
 
+def test_a_greeting_stands_apart_the_reply_is_sampled_as_if_it_were_not_there(engine):
+    """After "Hi Sam!" the bundled model reads a greeting exchange and chats on instead of
+    answering (engine/shape.py: 0.92 of base replies answered, 1.00 with the body apart). A
+    greeting is written, then the reply the model gives without it; an opening that leads into
+    the text ("TL;DR:") is still continued from."""
+    from clawdesk.engine.shape import stands_apart
+
+    assert stands_apart("Hi Sam!") and stands_apart("Good morning, Dana.") and not stands_apart("TL;DR:")
+    assert not stands_apart("Sure,") and stands_apart("'Hi Sam!'")
+    msgs = [{"role": "user", "content": "What is the tallest mountain in the world?"}]
+    plain = engine.generate(msgs, temperature=0.0, max_tokens=40, seed=0)
+    shown: list[str] = []
+    greeted = engine.generate(msgs, temperature=0.0, max_tokens=40, seed=0, opening="Hi Sam!", on_text=shown.append)
+    body = greeted.text.removeprefix("Hi Sam! ")
+    assert greeted.text.startswith("Hi Sam! ") and len(body) > 10 and plain.text.startswith(body.strip()), greeted.text
+    assert "".join(shown) == greeted.text
+    head = len(engine.tokenize("Hi Sam!"))
+    assert greeted.sampling["forced"][0] == [0, head]
+    assert engine.detokenize(greeted.response_token_ids).strip() == greeted.text.strip()
+    led = engine.generate(msgs, temperature=0.0, max_tokens=40, seed=0, opening="TL;DR:")
+    assert led.text.startswith("TL;DR:") and led.response_token_ids[:len(engine.tokenize("TL;DR:"))] == engine.tokenize("TL;DR:")
+
+
 def test_a_quoted_ending_the_model_already_wrote_is_not_written_twice(engine):
     first = engine.generate([{"role": "user", "content": "Say hello."}], temperature=0.0, max_tokens=40, seed=0)
     last = first.text.strip().splitlines()[-1]

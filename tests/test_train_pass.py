@@ -181,25 +181,34 @@ def test_the_engines_quoted_words_are_left_out_of_the_on_policy_terms(chat, sett
 
 def test_the_gate_asks_your_prompts_as_served_the_quoted_opening_included(chat, settings, shared_hf):
     """Check 4 (your latest prompts, memory as served) continues from what the served model
-    continues from: the note in the message and the quoted opening already written. Without the
-    opening, a candidate that chats on after "Hi Sam!" ("Hi Sam! Hello! How can I help you today?")
-    passed it and was promoted (greet, seed 0, session 16)."""
+    continues from: the note in the message and a quoted opening that leads into the reply
+    ("TL;DR:") already written. A greeting ("Hi Sam!") the engine writes apart from the reply
+    (engine/shape.py), so there the reply starts fresh and the greeting is put before it. Before
+    either, a candidate that chatted on after "Hi Sam!" ("Hi Sam! Hello! How can I help you
+    today?") passed the check and was promoted (greet, seed 0, session 16)."""
     from transformers import AutoTokenizer
 
     from clawdesk.records import TrainResult
     from clawdesk.train.gate import own_prompts, still_answers
 
     tokenizer = AutoTokenizer.from_pretrained(str(shared_hf))
-    chat.memory.add("Start every answer with 'Hi Sam!'")
+    chat.memory.add("Start every answer with 'TL;DR:'")
     chat.memory.add("Call me Dana.")  # a note in the message as well
     sample = add_sample(chat, "How do magnets work?", reward=1.0, seed=0, max_tokens=10)
     served = chat.store.get_message(sample.message_id)
     result = TrainResult(run_id=1, method="combined", backend="lora", candidate_path="", trained_ids=[sample.id])
     opening, own = own_prompts(chat.store, settings, result, tokenizer)
-    assert opening == "Hi Sam!"
+    assert opening == "TL;DR:"
     [(text, ids)] = own
-    head = len(chat.engine.tokenize("Hi Sam!"))
+    head = len(chat.engine.tokenize("TL;DR:"))
     assert text == "How do magnets work?" and ids == served.prompt_token_ids + served.response_token_ids[:head]
+
+    for wish in chat.store.wishes():
+        if "TL;DR" in wish.text:
+            chat.memory.remove(wish.id)
+    chat.memory.add("Start every answer with 'Hi Sam!'")
+    opening, [(_, greeted_ids)] = own_prompts(chat.store, settings, result, tokenizer)
+    assert opening == "Hi Sam! " and greeted_ids == served.prompt_token_ids  # the same note, no greeting in it
     # the engine's words are set aside: a greeting alone, or with chat after it, answers nothing
     assert not still_answers(text, "Hi Sam! Hello! How can I help you today?", ("Hi Sam!",))
     assert still_answers(text, "Hi Sam! Magnets pull on iron through their magnetic field.", ("Hi Sam!",))

@@ -17,7 +17,8 @@ from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
-from .shape import ELLIPSIS, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, word_count
+from .shape import (ELLIPSIS, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, stands_apart,
+                    word_count)
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
@@ -256,7 +257,9 @@ class Engine:
         and keeps what was produced (finish_reason 'cancelled'). ``stop`` strings end the reply
         before them (finish_reason 'stop'; see ``stops.py``); ``tools`` go to the chat template.
 
-        ``opening``: the reply starts with exactly these words and the model goes on from them.
+        ``opening``: the reply starts with exactly these words and the model goes on from them —
+        or, when they are a sentence of their own ("Hi Sam!"), writes its reply as if they were
+        not there, and it follows them (``shape.stands_apart``).
         ``ending``: the reply's last line starts with exactly these words, written after the body
         unless the model wrote such a line itself, and given ``ending_tokens`` of the budget
         (``shape.py``). Both are the preference memory's quoted words (docs/memory.md).
@@ -311,25 +314,36 @@ class Engine:
 
         head, head_ids = opening, self.tokenize(opening) if opening else []
         forced = [[0, len(head_ids)]] if head_ids else []
-        show(head)
+        # a greeting ("Hi Sam!") stands apart: the body is sampled without it, then written after it
+        # with a space (shape.py), its ids re-read after that space; the head's are still forced
+        apart = bool(head_ids) and stands_apart(opening)
+        glue = " " if apart else ""
+
+        def joined(text: str) -> list[int]:
+            return head_ids + (self.tokenize(glue + text) if text else [])
+
+        show(head + glue)
         tail_budget = min(ending_tokens, max_tokens // 2) if ending else 0
         budget = max(1, max_tokens - len(head_ids) - tail_budget)
         hold = SentenceHold() if ending or max_words else None
         sink = (lambda piece: show(hold.feed(piece))) if hold is not None else on_text
         limit = max(max_words // 2, max_words - word_count(ending) - _CLOSING_WORDS) if ending else max_words
         until = (lambda text: word_count(head + text) > limit) if max_words else None
-        run = self._loop.sample(prompt_ids + head_ids, budget, stop=stop, on_text=sink, until=until, **knobs)
-        body = head + run.text
+        run = self._loop.sample(prompt_ids + ([] if apart else head_ids), budget, stop=stop, on_text=sink,
+                                until=until, **knobs)
+        body = head + glue + run.text
         over = run.finish == "words"
         # the model wrote the fixed words as its last line but nothing after them: it goes on there
         bare = bool(ending) and not over and bool(run.ids) and self._eog(run.ids[-1]) and bare_ending(body, ending)
         if hold is None or run.finish == "cancelled" or (not over and not bare and (not ending or has_ending(body, ending))):
             if hold is not None:
                 show(hold.flush())
+            if apart:
+                return run, body, joined(run.text) + [i for i in run.ids[-1:] if self._eog(i)], forced
             return run, body, head_ids + run.ids, forced
         if bare:
             show(hold.flush())
-            body_ids = head_ids + run.ids[:-1]  # its end of turn dropped
+            body_ids = joined(run.text) if apart else head_ids + run.ids[:-1]  # its end of turn dropped
             closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget, stop, show, forced, run, knobs)
             return closing, body + text, body_ids + ids, forced
         cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
@@ -347,20 +361,20 @@ class Engine:
             show(hold.flush(before_more=True))
             kept = run.text
         kept = kept.rstrip()
-        kept_ids = head_ids + (self.tokenize(kept) if kept else [])
+        kept_ids = joined(kept)
         if marked > 0:
             forced.append([len(kept_ids) - marked, len(kept_ids)])
         if not ending:  # the word limit ended it: the engine ends the turn there
             run.finish = "stop"
             forced.append([len(kept_ids), len(kept_ids) + 1])
-            return run, head + kept, kept_ids + [self._eog_token], forced
+            return run, head + (glue if kept else "") + kept, kept_ids + [self._eog_token], forced
         lead = ("\n\n" if head or kept else "") + ending
         lead_ids = self.tokenize(lead)
         forced.append([len(kept_ids), len(kept_ids) + len(lead_ids)])
         show(lead)
         closing, text, closing_ids = self._closing(prompt_ids, kept_ids + lead_ids, tail_budget, stop, show,
                                                    forced, run, knobs)
-        return closing, head + kept + lead + text, kept_ids + lead_ids + closing_ids, forced
+        return closing, head + (glue if kept else "") + kept + lead + text, kept_ids + lead_ids + closing_ids, forced
 
     def _closing(self, prompt_ids: list[int], before: list[int], budget: int, stop: Sequence[str],
                  show: Callable[[str], None], forced: list[list[int]], body: Run,

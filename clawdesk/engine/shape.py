@@ -13,6 +13,14 @@ sentence ended), with an end of turn the engine adds — the same hold keeps the
 When the finished sentences are under half the limit, the reply ends at the limit instead
 (``clause_cut``): a model that opens with a throat-clearing sentence ("The answer is a classic
 example of physics.") would otherwise be cut to that sentence alone, which no longer answers.
+
+An opening that is a whole sentence of its own — a greeting, "Hi Sam!" — stands apart
+(``stands_apart``): the body is sampled as if it were not there and written after it. Sampled
+after "Hi Sam!", the bundled model reads a greeting exchange and chats on ("Hi Sam! I'm Sarah! Hi
+there!"); measured on the base weights, 96 replies to greet's prompts, it answered 0.92 of them
+that way, 0.93 with the greeting on a line of its own, and 1.00 with the body sampled apart (none
+of which opened with a greeting of its own). An opening that leads into the text ("TL;DR:",
+"Sure,") is still written first and the model goes on from it: there the words shape the rest.
 """
 
 from __future__ import annotations
@@ -20,6 +28,12 @@ from __future__ import annotations
 import re
 
 _END = re.compile(r"[.!?:;)\]\n][\"'’”)]*")
+
+
+def stands_apart(opening: str) -> bool:
+    """Is the opening a sentence of its own (it ends with . ! or ?), so that the body is sampled
+    without it (module docstring)?"""
+    return opening.rstrip().rstrip("\"'’”)").endswith((".", "!", "?"))
 
 
 def word_count(text: str) -> int:

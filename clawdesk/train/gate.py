@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
+from ..engine.shape import stands_apart
 from ..errors import StoreError, TrainingError
 from ..records import TrainResult, VerifyCase
 from ..settings import Settings
@@ -171,7 +172,9 @@ def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer
     one turn with the memory placed as served — the note in the message and, when the memory
     quotes an opening, those words already written at the start of the reply (the engine writes
     them there; a candidate that chats on after "Hi Sam!" instead of answering fails only with
-    them, session 16). Returns the opening and the (text, prompt ids) pairs."""
+    them, session 16) — unless they are a sentence of their own, which the engine writes apart from
+    the reply (``stands_apart``). Returns the opening as the reply shows it ("Hi Sam! " when
+    apart) and the (text, prompt ids) pairs."""
     from ..memory import Memory
     from .scoring import render_prompt
 
@@ -179,7 +182,8 @@ def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer
         return "", []
     memory = Memory(store, settings)
     note, opening = memory.note(), memory.literals().opening
-    head = tokenizer.encode(opening, add_special_tokens=False) if opening else []
+    # a greeting the engine writes apart from the reply is not in the reply's context (engine/shape.py)
+    head = tokenizer.encode(opening, add_special_tokens=False) if opening and not stands_apart(opening) else []
     texts: list[str] = []
     for sample_id in sorted(result.trained_ids + result.heldout_ids, reverse=True):
         try:
@@ -196,7 +200,7 @@ def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer
         messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
         messages.append({"role": "user", "content": text})
         out.append((text, render_prompt(tokenizer, note.apply(messages) if note is not None else messages) + head))
-    return opening, out
+    return (opening + " " if opening and not head else opening), out
 
 
 def verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
@@ -392,7 +396,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         if own:
             say("gate: your prompts, as served")
             answered = {}
-            aside = (opening,) if opening else ()
+            aside = (opening.strip(),) if opening else ()
             for name in ("served", "candidate"):
                 with use(name):
                     answered[name] = sum(still_answers(text, opening + tokenizer.decode(
