@@ -17,8 +17,8 @@ from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
-from .shape import (ELLIPSIS, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, stands_apart,
-                    word_count)
+from .shape import (APART_GLUE, ELLIPSIS, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut,
+                    stands_apart, word_count)
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
@@ -317,7 +317,7 @@ class Engine:
         # a greeting ("Hi Sam!") stands apart: the body is sampled without it, then written after it
         # with a space (shape.py), its ids re-read after that space; the head's are still forced
         apart = bool(head_ids) and stands_apart(opening)
-        glue = " " if apart else ""
+        glue = APART_GLUE if apart else ""
 
         def joined(text: str) -> list[int]:
             return head_ids + (self.tokenize(glue + text) if text else [])

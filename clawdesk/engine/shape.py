@@ -30,6 +30,9 @@ import re
 _END = re.compile(r"[.!?:;)\]\n][\"'’”)]*")
 
 
+APART_GLUE = " "  # what separates a greeting that stands apart from the reply written after it
+
+
 def stands_apart(opening: str) -> bool:
     """Is the opening a sentence of its own (it ends with . ! or ?), so that the body is sampled
     without it (module docstring)?"""

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
-from ..engine.shape import stands_apart
+from ..engine.shape import APART_GLUE, stands_apart
 from ..errors import StoreError, TrainingError
 from ..records import TrainResult, VerifyCase
 from ..settings import Settings
@@ -200,7 +200,7 @@ def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer
         messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
         messages.append({"role": "user", "content": text})
         out.append((text, render_prompt(tokenizer, note.apply(messages) if note is not None else messages) + head))
-    return (opening + " " if opening and not head else opening), out
+    return (opening + APART_GLUE if opening and not head else opening), out
 
 
 def verify_case(model: Any, prompt: list[int], reply: list[int]) -> VerifyCase:
