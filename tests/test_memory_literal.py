@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clawdesk.engine.shape import SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, word_count
+from clawdesk.engine.shape import GreetingHold, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, word_count
 from clawdesk.memory.literal import Literals, literals_of, plain_text, quoted, said, word_limit, written_exactly
 from clawdesk.records import Wish
 
@@ -37,6 +37,19 @@ def test_sentence_hold_never_shows_an_unfinished_sentence():
     assert bare_ending("Body.\n\nHope this helps!", "Hope this helps") and bare_ending("Body.\nIn short:", "In short:")
     assert not bare_ending("Body.\n\nHope this helps with the flowers!", "Hope this helps")
     assert not bare_ending("Body.", "Hope this helps")
+
+
+def test_a_greeting_the_model_writes_itself_is_not_written_twice():
+    """Weights trained on greeted replies open with the greeting: served as the model wrote it."""
+    own = GreetingHold("Hi Sam!", " ")
+    assert [own.feed(p) for p in ("Hi", " Sa", "m", "! Well,", " tea.")] == ["", "", "", "Hi Sam! Well,", " tea."]
+    assert own.own is True and own.decide(True) == ""
+    other = GreetingHold("Hi Sam!", " ")
+    assert [other.feed(p) for p in ("Hi", " there", ".")] == ["", "Hi Sam! Hi there", "."]
+    assert other.own is False
+    short = GreetingHold("Hi Sam!", " ")  # the body ended while it could still have been the greeting
+    assert short.feed("Hi") == "" and short.decide(False) == "Hi Sam! Hi" and short.feed("!") == "!"
+    assert GreetingHold("Hi Sam!", " ").feed("hi sam! tea") == "hi sam! tea"  # case aside
 
 
 def test_a_cut_at_the_word_limit_ends_at_a_clause_break_in_its_second_half():

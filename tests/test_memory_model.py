@@ -6,6 +6,7 @@ it stops it. Replies are greedy and seeded, so "with" and "without" differ only 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -239,6 +240,16 @@ def test_a_greeting_stands_apart_the_reply_is_sampled_as_if_it_were_not_there(en
     head = len(engine.tokenize("Hi Sam!"))
     assert greeted.sampling["forced"][0] == [0, head]
     assert engine.detokenize(greeted.response_token_ids).strip() == greeted.text.strip()
+    # the model's own first sentence as the opening: it greets by itself, nothing is written twice
+    first = re.match(r".+?[.!?](?=\s)", plain.text)
+    assert first, plain.text
+    shown.clear()
+    own = engine.generate(msgs, temperature=0.0, max_tokens=40, seed=0, opening=first.group(0), on_text=shown.append)
+    # (its budget is the reply's less the greeting's tokens, which it did not know it would write)
+    n = len(own.response_token_ids)
+    assert own.text.startswith(first.group(0)) and own.text.count(first.group(0)) == 1, own.text
+    assert plain.text.startswith(own.text) and own.response_token_ids == plain.response_token_ids[:n], own.text
+    assert own.sampling["forced"] == [] and "".join(shown) == own.text
     led = engine.generate(msgs, temperature=0.0, max_tokens=40, seed=0, opening="TL;DR:")
     assert led.text.startswith("TL;DR:") and led.response_token_ids[:len(engine.tokenize("TL;DR:"))] == engine.tokenize("TL;DR:")
 

@@ -17,8 +17,8 @@ from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
-from .shape import (APART_GLUE, ELLIPSIS, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut,
-                    stands_apart, word_count)
+from .shape import (APART_GLUE, ELLIPSIS, GreetingHold, SentenceHold, bare_ending, clause_cut, greets_itself,
+                    has_ending, sentence_cut, stands_apart, word_count)
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
@@ -308,29 +308,41 @@ class Engine:
         was run on, so training scores what it saw — and the ``forced`` spans of those ids
         ([start, end) positions the engine wrote, not the model: training leaves them out of the
         on-policy terms, docs/memory.md)."""
-        def show(piece: str) -> None:
-            if piece and on_text:
-                on_text(piece)
-
         head, head_ids = opening, self.tokenize(opening) if opening else []
         forced = [[0, len(head_ids)]] if head_ids else []
         # a greeting ("Hi Sam!") stands apart: the body is sampled without it, then written after it
-        # with a space (shape.py), its ids re-read after that space; the head's are still forced
+        # with a space (shape.py), its ids re-read after that space; the head's are still forced.
+        # A body that opens with the greeting itself is served as the model wrote it (GreetingHold).
         apart = bool(head_ids) and stands_apart(opening)
         glue = APART_GLUE if apart else ""
+        greeting = GreetingHold(opening, glue) if apart else None
+
+        def show(piece: str) -> None:
+            if greeting is not None:
+                piece = greeting.feed(piece)
+            if piece and on_text:
+                on_text(piece)
 
         def joined(text: str) -> list[int]:
             return head_ids + (self.tokenize(glue + text) if text else [])
 
-        show(head + glue)
+        if not apart:
+            show(head)
         tail_budget = min(ending_tokens, max_tokens // 2) if ending else 0
         budget = max(1, max_tokens - len(head_ids) - tail_budget)
         hold = SentenceHold() if ending or max_words else None
-        sink = (lambda piece: show(hold.feed(piece))) if hold is not None else on_text
+        sink = (lambda piece: show(hold.feed(piece))) if hold is not None else show
         limit = max(max_words // 2, max_words - word_count(ending) - _CLOSING_WORDS) if ending else max_words
-        until = (lambda text: word_count(head + text) > limit) if max_words else None
+        until = (lambda text: word_count(("" if greeting and greeting.own else head) + text) > limit) if max_words else None
         run = self._loop.sample(prompt_ids + ([] if apart else head_ids), budget, stop=stop, on_text=sink,
                                 until=until, **knobs)
+        if greeting is not None:
+            own = greets_itself(run.text, opening)
+            held = greeting.decide(own)
+            if held and on_text:
+                on_text(held)
+            if own:  # the model greeted by itself: its reply as sampled, nothing of it forced
+                head, head_ids, glue, forced, apart = "", [], "", [], False
         body = head + glue + run.text
         over = run.finish == "words"
         # the model wrote the fixed words as its last line but nothing after them: it goes on there

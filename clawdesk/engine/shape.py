@@ -19,8 +19,11 @@ An opening that is a whole sentence of its own — a greeting, "Hi Sam!" — sta
 after "Hi Sam!", the bundled model reads a greeting exchange and chats on ("Hi Sam! I'm Sarah! Hi
 there!"); measured on the base weights, 96 replies to greet's prompts, it answered 0.92 of them
 that way, 0.93 with the greeting on a line of its own, and 1.00 with the body sampled apart (none
-of which opened with a greeting of its own). An opening that leads into the text ("TL;DR:",
-"Sure,") is still written first and the model goes on from it: there the words shape the rest.
+of which opened with a greeting of its own). Weights trained on greeted replies do open with it
+("Hi Sam! Hi Sam! Well, …" in the grid's greet seed 2): a body that starts with the opening's own
+words is the model's greeting, served as it wrote it, with nothing forced (``GreetingHold``). An
+opening that leads into the text ("TL;DR:", "Sure,") is still written first and the model goes on
+from it: there the words shape the rest.
 """
 
 from __future__ import annotations
@@ -37,6 +40,44 @@ def stands_apart(opening: str) -> bool:
     """Is the opening a sentence of its own (it ends with . ! or ?), so that the body is sampled
     without it (module docstring)?"""
     return opening.rstrip().rstrip("\"'’”)").endswith((".", "!", "?"))
+
+
+def greets_itself(body: str, opening: str) -> bool:
+    """Does the sampled body already start with the opening's words (case aside) — the weights
+    learned the greeting, so writing it again would say it twice?"""
+    return body.lstrip().casefold().startswith(opening.strip().casefold())
+
+
+class GreetingHold:
+    """Streams a reply whose greeting stands apart (``stands_apart``): the body's first pieces
+    wait while they could still be the greeting itself. Once they are (``greets_itself``), the
+    body is shown as the model wrote it; once they cannot be, the greeting and the glue go first.
+    ``own`` is None until then; ``decide`` settles it from the whole body when sampling ended
+    before the pieces did (a short body, or text another hold kept back)."""
+
+    def __init__(self, opening: str, glue: str) -> None:
+        self.opening, self.glue = opening, glue
+        self.own: bool | None = None
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        if self.own is not None:
+            return piece
+        self._held += piece
+        said, want = self._held.lstrip().casefold(), self.opening.strip().casefold()
+        if said.startswith(want):
+            return self._settle(True)
+        if not want.startswith(said):
+            return self._settle(False)
+        return ""
+
+    def decide(self, own: bool) -> str:
+        """The whole body is known: settle (if the stream has not) and release what was held."""
+        return self._settle(own) if self.own is None else ""
+
+    def _settle(self, own: bool) -> str:
+        self.own, held, self._held = own, self._held, ""
+        return held if own else self.opening + self.glue + held
 
 
 def word_count(text: str) -> int:

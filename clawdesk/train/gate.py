@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
-from ..engine.shape import APART_GLUE, stands_apart
+from ..engine.shape import APART_GLUE, greets_itself, stands_apart
 from ..errors import StoreError, TrainingError
 from ..records import TrainResult, VerifyCase
 from ..settings import Settings
@@ -165,6 +165,14 @@ def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int
         if t in eos:
             return new[: i + 1]
     return new
+
+
+def as_served(opening: str, reply: str) -> str:
+    """The reply as the engine serves it: a greeting written apart goes first, unless the model
+    already opened with it (``shape.greets_itself``)."""
+    if opening and stands_apart(opening) and greets_itself(reply, opening):
+        return reply
+    return opening + reply
 
 
 def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer: Any) -> tuple[str, list[tuple[str, list[int]]]]:
@@ -399,8 +407,8 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
             aside = (opening.strip(),) if opening else ()
             for name in ("served", "candidate"):
                 with use(name):
-                    answered[name] = sum(still_answers(text, opening + tokenizer.decode(
-                        greedy(model, ids, REPLY_TOKENS, eos), skip_special_tokens=True), aside) for text, ids in own)
+                    answered[name] = sum(still_answers(text, as_served(opening, tokenizer.decode(
+                        greedy(model, ids, REPLY_TOKENS, eos), skip_special_tokens=True)), aside) for text, ids in own)
             decision.own_answered_served, decision.own_answered_candidate = answered["served"], answered["candidate"]
             checks.append((answered["candidate"] >= answered["served"],
                            f"answers your latest prompts, memory as served: {answered['candidate']}/{len(own)} "
