@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from clawdesk.engine.shape import GreetingHold, SentenceHold, bare_ending, clause_cut, has_ending, sentence_cut, word_count
+from clawdesk.engine.shape import (GreetingHold, SentenceHold, after_greeting, bare_ending, clause_cut, has_ending,
+                                   own_greeting, sentence_cut, word_count)
 from clawdesk.memory.literal import Literals, literals_of, plain_text, quoted, said, word_limit, written_exactly
 from clawdesk.records import Wish
 
@@ -40,16 +41,24 @@ def test_sentence_hold_never_shows_an_unfinished_sentence():
 
 
 def test_a_greeting_the_model_writes_itself_is_not_written_twice():
-    """Weights trained on greeted replies open with the greeting: served as the model wrote it."""
-    own = GreetingHold("Hi Sam!", " ")
-    assert [own.feed(p) for p in ("Hi", " Sa", "m", "! Well,", " tea.")] == ["", "", "", "Hi Sam! Well,", " tea."]
-    assert own.own is True and own.decide(True) == ""
-    other = GreetingHold("Hi Sam!", " ")
-    assert [other.feed(p) for p in ("Hi", " there", ".")] == ["", "Hi Sam! Hi there", "."]
-    assert other.own is False
-    short = GreetingHold("Hi Sam!", " ")  # the body ended while it could still have been the greeting
-    assert short.feed("Hi") == "" and short.decide(False) == "Hi Sam! Hi" and short.feed("!") == "!"
-    assert GreetingHold("Hi Sam!", " ").feed("hi sam! tea") == "hi sam! tea"  # case aside
+    """Weights trained on greeted replies open with the greeting ("Hi Sam! Hi Sam! Well, …" in the
+    grid): kept as the model wrote it, or with the opening in place of another mark."""
+    assert own_greeting("Hi Sam! Tea.", "Hi Sam!") == "same" and own_greeting(" hi sam! tea", "Hi Sam!") == "same"
+    assert own_greeting("Hi Sam,\n\nI'm glad.", "Hi Sam!") == "like"
+    assert own_greeting("Hi Sa", "Hi Sam!") == "maybe" and own_greeting("Hi Samantha", "Hi Sam!") == ""
+    assert own_greeting("Tea is", "Hi Sam!") == ""
+    assert after_greeting("Hi Sam,\n\nI'm glad.", "Hi Sam!") == "\n\nI'm glad."
+    assert after_greeting("Tea.", "Hi Sam!") == "Tea." and after_greeting("Hi Sam! Tea.", "Hi Sam!") == "Hi Sam! Tea."
+
+    def stream(pieces: tuple[str, ...], end: str = "") -> tuple[list[str], str | None]:
+        hold = GreetingHold("Hi Sam!", " ")
+        shown = [hold.feed(p) for p in pieces]
+        return shown + ([hold.decide(end)] if end else []), hold.kind
+
+    assert stream(("Hi", " Sa", "m", "! Well,", " tea.")) == (["", "", "", "Hi Sam! Well,", " tea."], "same")
+    assert stream(("Hi", " there", ".")) == (["", "Hi Sam! Hi there", "."], "")
+    assert stream(("Hi Sam", ",", "\n\n", "I'm glad.")) == (["", "Hi Sam!", "\n\n", "I'm glad."], "like")
+    assert stream(("Hi",), end="maybe") == (["", "Hi Sam! Hi"], "")  # the body ended while it could still be one
 
 
 def test_a_cut_at_the_word_limit_ends_at_a_clause_break_in_its_second_half():

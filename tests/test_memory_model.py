@@ -250,6 +250,13 @@ def test_a_greeting_stands_apart_the_reply_is_sampled_as_if_it_were_not_there(en
     assert own.text.startswith(first.group(0)) and own.text.count(first.group(0)) == 1, own.text
     assert plain.text.startswith(own.text) and own.response_token_ids == plain.response_token_ids[:n], own.text
     assert own.sampling["forced"] == [] and "".join(shown) == own.text
+    # the same words with another mark: the opening is written in the place of the model's own
+    asked = first.group(0)[:-1] + ("!" if first.group(0)[-1] != "!" else ".")
+    shown.clear()
+    like = engine.generate(msgs, temperature=0.0, max_tokens=40, seed=0, opening=asked, on_text=shown.append)
+    rest = like.text.removeprefix(asked)
+    assert like.text.startswith(asked) and len(rest) > 10 and plain.text[len(first.group(0)):].startswith(rest)
+    assert like.sampling["forced"][0] == [0, len(engine.tokenize(asked))] and "".join(shown) == like.text
     led = engine.generate(msgs, temperature=0.0, max_tokens=40, seed=0, opening="TL;DR:")
     assert led.text.startswith("TL;DR:") and led.response_token_ids[:len(engine.tokenize("TL;DR:"))] == engine.tokenize("TL;DR:")
 

@@ -215,5 +215,6 @@ def test_the_gate_asks_your_promptsas_served_the_quoted_opening_included(chat, s
     # a candidate that greets by itself is read as the engine serves it: the greeting once
     assert as_served(opening, "Hi Sam! Magnets pull on iron.") == "Hi Sam! Magnets pull on iron."
     assert as_served(opening, "Magnets pull on iron.") == "Hi Sam! Magnets pull on iron."
+    assert as_served(opening, "Hi Sam,\n\nMagnets pull on iron.") == "Hi Sam! Magnets pull on iron."
     assert as_served("TL;DR:", " TL;DR: magnets.") == "TL;DR: TL;DR: magnets."  # continued from: as written
     assert own_prompts(chat.store, settings.replace(gate_own_prompts=0), result, tokenizer) == ("", [])

@@ -17,8 +17,8 @@ from ..errors import ModelCorrupt, ModelNotFound
 from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
-from .shape import (APART_GLUE, ELLIPSIS, GreetingHold, SentenceHold, bare_ending, clause_cut, greets_itself,
-                    has_ending, sentence_cut, stands_apart, word_count)
+from .shape import (APART_GLUE, ELLIPSIS, GreetingHold, SentenceHold, after_greeting, bare_ending, clause_cut,
+                    has_ending, own_greeting, sentence_cut, stands_apart, word_count)
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
@@ -333,17 +333,24 @@ class Engine:
         hold = SentenceHold() if ending or max_words else None
         sink = (lambda piece: show(hold.feed(piece))) if hold is not None else show
         limit = max(max_words // 2, max_words - word_count(ending) - _CLOSING_WORDS) if ending else max_words
-        until = (lambda text: word_count(("" if greeting and greeting.own else head) + text) > limit) if max_words else None
+        # while the body may still be the greeting itself, its words are the greeting's, not more
+        until = (lambda text: word_count(("" if greeting and own_greeting(text, opening) else head) + text) > limit) \
+            if max_words else None
         run = self._loop.sample(prompt_ids + ([] if apart else head_ids), budget, stop=stop, on_text=sink,
                                 until=until, **knobs)
         if greeting is not None:
-            own = greets_itself(run.text, opening)
-            held = greeting.decide(own)
+            held = greeting.decide(own_greeting(run.text, opening))
             if held and on_text:
                 on_text(held)
-            if own:  # the model greeted by itself: its reply as sampled, nothing of it forced
+            if greeting.kind == "same":  # the model greeted by itself: its reply as sampled, nothing forced
                 head, head_ids, glue, forced, apart = "", [], "", [], False
-        body = head + glue + run.text
+            elif greeting.kind == "like":  # the space after the model's own greeting is the glue
+                glue = ""
+
+        def trim(text: str) -> str:  # "Hi Sam," of the model's own: the opening is written in its place
+            return after_greeting(text, opening) if greeting is not None and greeting.kind == "like" else text
+
+        body = head + glue + trim(run.text)
         over = run.finish == "words"
         # the model wrote the fixed words as its last line but nothing after them: it goes on there
         bare = bool(ending) and not over and bool(run.ids) and self._eog(run.ids[-1]) and bare_ending(body, ending)
@@ -351,11 +358,11 @@ class Engine:
             if hold is not None:
                 show(hold.flush())
             if apart:
-                return run, body, joined(run.text) + [i for i in run.ids[-1:] if self._eog(i)], forced
+                return run, body, joined(trim(run.text)) + [i for i in run.ids[-1:] if self._eog(i)], forced
             return run, body, head_ids + run.ids, forced
         if bare:
             show(hold.flush())
-            body_ids = joined(run.text) if apart else head_ids + run.ids[:-1]  # its end of turn dropped
+            body_ids = joined(trim(run.text)) if apart else head_ids + run.ids[:-1]  # its end of turn dropped
             closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget, stop, show, forced, run, knobs)
             return closing, body + text, body_ids + ids, forced
         cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
@@ -372,7 +379,7 @@ class Engine:
         else:
             show(hold.flush(before_more=True))
             kept = run.text
-        kept = kept.rstrip()
+        kept = trim(kept.rstrip())
         kept_ids = joined(kept)
         if marked > 0:
             forced.append([len(kept_ids) - marked, len(kept_ids)])

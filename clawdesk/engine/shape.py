@@ -20,9 +20,10 @@ after "Hi Sam!", the bundled model reads a greeting exchange and chats on ("Hi S
 there!"); measured on the base weights, 96 replies to greet's prompts, it answered 0.92 of them
 that way, 0.93 with the greeting on a line of its own, and 1.00 with the body sampled apart (none
 of which opened with a greeting of its own). Weights trained on greeted replies do open with it
-("Hi Sam! Hi Sam! Well, …" in the grid's greet seed 2): a body that starts with the opening's own
-words is the model's greeting, served as it wrote it, with nothing forced (``GreetingHold``). An
-opening that leads into the text ("TL;DR:", "Sure,") is still written first and the model goes on
+("Hi Sam! Hi Sam! Well, …", and "Hi Sam! Hi Sam," then a letter, in all three of the grid's
+greet seeds): a body that opens with the opening's words is the model's greeting — served as it wrote
+it, nothing forced, or with the opening in place of another mark ("Hi Sam," → "Hi Sam!";
+``own_greeting``, ``GreetingHold``). An opening that leads into the text ("TL;DR:", "Sure,") is still written first and the model goes on
 from it: there the words shape the rest.
 """
 
@@ -42,42 +43,64 @@ def stands_apart(opening: str) -> bool:
     return opening.rstrip().rstrip("\"'’”)").endswith((".", "!", "?"))
 
 
-def greets_itself(body: str, opening: str) -> bool:
-    """Does the sampled body already start with the opening's words (case aside) — the weights
-    learned the greeting, so writing it again would say it twice?"""
-    return body.lstrip().casefold().startswith(opening.strip().casefold())
+_MARKS = ",.!?;:"  # what may follow a greeting's words ("Hi Sam," where the opening is "Hi Sam!")
+
+
+def own_greeting(body: str, opening: str) -> str:
+    """Does the sampled body open with the greeting itself (case aside) — the weights learned it,
+    and writing it again would say it twice? "same": the opening's words and mark ("Hi Sam!"),
+    served as the model wrote them; "like": its words with another mark ("Hi Sam,"), replaced by
+    the opening (``after_greeting``); "maybe": too short to tell yet; "": no."""
+    said, want = body.lstrip().casefold(), opening.strip().casefold()
+    words = want.rstrip(_MARKS + "\"'’”)")
+    if said.startswith(want):
+        return "same"
+    if said.startswith(words) and len(said) > len(words) and said[len(words)] in _MARKS:
+        return "like"
+    return "maybe" if want.startswith(said) or words.startswith(said) else ""
+
+
+def after_greeting(body: str, opening: str) -> str:
+    """What follows the body's own greeting of the "like" kind — from the space after its mark,
+    which then follows the opening instead ("Hi Sam,\n\nI'm glad" → "\n\nI'm glad"); any other
+    body as it is."""
+    if own_greeting(body, opening) != "like":
+        return body
+    words = opening.strip().rstrip(_MARKS + "\"'’”)")
+    return body.lstrip()[len(words) + 1:]
 
 
 class GreetingHold:
     """Streams a reply whose greeting stands apart (``stands_apart``): the body's first pieces
-    wait while they could still be the greeting itself. Once they are (``greets_itself``), the
-    body is shown as the model wrote it; once they cannot be, the greeting and the glue go first.
-    ``own`` is None until then; ``decide`` settles it from the whole body when sampling ended
-    before the pieces did (a short body, or text another hold kept back)."""
+    wait while they could still be the greeting itself (``own_greeting``). The model's own
+    greeting is shown as it wrote it ("same"), or the opening in its place ("like"); a body that
+    is not one has the opening and the glue shown before it. ``kind`` is None until settled;
+    ``decide`` settles it from the whole body when sampling ended before the pieces did (a short
+    body, or text another hold kept back)."""
 
     def __init__(self, opening: str, glue: str) -> None:
         self.opening, self.glue = opening, glue
-        self.own: bool | None = None
+        self.kind: str | None = None
         self._held = ""
 
     def feed(self, piece: str) -> str:
-        if self.own is not None:
-            return piece
-        self._held += piece
-        said, want = self._held.lstrip().casefold(), self.opening.strip().casefold()
-        if said.startswith(want):
-            return self._settle(True)
-        if not want.startswith(said):
-            return self._settle(False)
-        return ""
+        if self.kind is None:
+            self._held += piece
+            kind = own_greeting(self._held, self.opening)
+            return "" if kind == "maybe" else self._settle(kind)
+        return piece
 
-    def decide(self, own: bool) -> str:
+    def decide(self, kind: str) -> str:
         """The whole body is known: settle (if the stream has not) and release what was held."""
-        return self._settle(own) if self.own is None else ""
+        return self._settle("" if kind == "maybe" else kind) if self.kind is None else ""
 
-    def _settle(self, own: bool) -> str:
-        self.own, held, self._held = own, self._held, ""
-        return held if own else self.opening + self.glue + held
+    def _settle(self, kind: str) -> str:
+        self.kind, held, self._held = kind, self._held, ""
+        if kind == "same":
+            return held
+        if kind == "like":  # the model's own space follows
+            return self.opening + after_greeting(held, self.opening)
+        return self.opening + self.glue + held
 
 
 def word_count(text: str) -> int:
