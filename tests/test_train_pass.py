@@ -179,7 +179,7 @@ def test_the_engines_quoted_words_are_left_out_of_the_on_policy_terms(chat, sett
     assert not b.mask[0, :end].any() and b.mask[0, end:].all()
 
 
-def test_the_gate_asks_your_promptsas_served_the_quoted_opening_included(chat, settings, shared_hf):
+def test_the_gate_asks_your_prompts_as_served_the_quoted_opening_included(chat, settings, shared_hf):
     """Check 4 (your latest prompts, memory as served) continues from what the served model
     continues from: the note in the message and a quoted opening that leads into the reply
     ("TL;DR:") already written. A greeting ("Hi Sam!") the engine writes apart from the reply
@@ -215,6 +215,6 @@ def test_the_gate_asks_your_promptsas_served_the_quoted_opening_included(chat, s
     # a candidate that greets by itself is read as the engine serves it: the greeting once
     assert as_served(opening, "Hi Sam! Magnets pull on iron.") == "Hi Sam! Magnets pull on iron."
     assert as_served(opening, "Magnets pull on iron.") == "Hi Sam! Magnets pull on iron."
-    assert as_served(opening, "Hi Sam,\n\nMagnets pull on iron.") == "Hi Sam! Magnets pull on iron."
+    assert as_served(opening, "Hi Sam,\n\nMagnets pull on iron.") == "Hi Sam!\n\nMagnets pull on iron."
     assert as_served("TL;DR:", " TL;DR: magnets.") == "TL;DR: TL;DR: magnets."  # continued from: as written
     assert own_prompts(chat.store, settings.replace(gate_own_prompts=0), result, tokenizer) == ("", [])
