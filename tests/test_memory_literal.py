@@ -41,13 +41,18 @@ def test_sentence_hold_never_shows_an_unfinished_sentence():
 
 
 def test_a_greeting_the_model_writes_itself_is_not_written_twice():
-    """Weights trained on greeted replies open with the greeting ("Hi Sam! Hi Sam! Well, …" in the
-    grid): kept as the model wrote it, or with the opening in place of another mark."""
+    """Weights trained on greeted replies open with a greeting ("Hi Sam! Hi Sam! Well, …" in the
+    grid): the opening's words are kept as the model wrote them; a greeting of the same first word
+    and no more words gets the opening in its place; anything else has the opening before it."""
     assert own_greeting("Hi Sam! Tea.", "Hi Sam!") == "same" and own_greeting(" hi sam! tea", "Hi Sam!") == "same"
-    assert own_greeting("Hi Sam,\n\nI'm glad.", "Hi Sam!") == "like"
-    assert own_greeting("Hi Sa", "Hi Sam!") == "maybe" and own_greeting("Hi Samantha", "Hi Sam!") == ""
-    assert own_greeting("Tea is", "Hi Sam!") == ""
-    assert after_greeting("Hi Sam,\n\nI'm glad.", "Hi Sam!") == "\n\nI'm glad."
+    for body, rest in (("Hi Sam,\n\nI'm glad.", "\n\nI'm glad."), ("Hi Maria! Tea is", " Tea is"),
+                       ("Hi, Sam! Tea is", " Tea is"), ("Hi there. Tea is", " Tea is"), ("Hi! Hi, tea", " Hi, tea")):
+        assert own_greeting(body, "Hi Sam!") == "like" and after_greeting(body, "Hi Sam!") == rest, body
+    for body in ("Hi Sa", "Hi", "Hi Sam", "H", ""):
+        assert own_greeting(body, "Hi Sam!") == "maybe", body
+    for body in ("Hi everyone and welcome!", "Hit the road", "The tallest", "Hello Sam!", "Hi Sam how are"):
+        assert own_greeting(body, "Hi Sam!") == "", body
+    assert own_greeting("Hi Sam", "Hi Sam!", final=True) == "" and own_greeting("Hi there.", "Hi Sam!", final=True) == "like"
     assert after_greeting("Tea.", "Hi Sam!") == "Tea." and after_greeting("Hi Sam! Tea.", "Hi Sam!") == "Hi Sam! Tea."
 
     def stream(pieces: tuple[str, ...], end: str = "") -> tuple[list[str], str | None]:
@@ -56,8 +61,10 @@ def test_a_greeting_the_model_writes_itself_is_not_written_twice():
         return shown + ([hold.decide(end)] if end else []), hold.kind
 
     assert stream(("Hi", " Sa", "m", "! Well,", " tea.")) == (["", "", "", "Hi Sam! Well,", " tea."], "same")
-    assert stream(("Hi", " there", ".")) == (["", "Hi Sam! Hi there", "."], "")
-    assert stream(("Hi Sam", ",", "\n\n", "I'm glad.")) == (["", "Hi Sam!", "\n\n", "I'm glad."], "like")
+    assert stream(("Hi", " there", ".", " Tea")) == (["", "", "", "Hi Sam! Tea"], "like")
+    assert stream(("Hi", " everyone", " and")) == (["", "", "Hi Sam! Hi everyone and"], "")
+    assert stream(("The", " sky")) == (["Hi Sam! The", " sky"], "")
+    assert stream(("Hi Sam", ",", "\n\n", "I'm glad.")) == (["", "", "Hi Sam!\n\n", "I'm glad."], "like")
     assert stream(("Hi",), end="maybe") == (["", "Hi Sam! Hi"], "")  # the body ended while it could still be one
 
 

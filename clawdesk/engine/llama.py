@@ -339,7 +339,7 @@ class Engine:
         run = self._loop.sample(prompt_ids + ([] if apart else head_ids), budget, stop=stop, on_text=sink,
                                 until=until, **knobs)
         if greeting is not None:
-            held = greeting.decide(own_greeting(run.text, opening))
+            held = greeting.decide(own_greeting(run.text, opening, final=True))
             if held and on_text:
                 on_text(held)
             if greeting.kind == "same":  # the model greeted by itself: its reply as sampled, nothing forced

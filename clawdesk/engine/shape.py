@@ -43,31 +43,62 @@ def stands_apart(opening: str) -> bool:
     return opening.rstrip().rstrip("\"'’”)").endswith((".", "!", "?"))
 
 
-_MARKS = ",.!?;:"  # what may follow a greeting's words ("Hi Sam," where the opening is "Hi Sam!")
+_MARKS = ",.!?;:"  # what may end a greeting of the model's own ("Hi Sam," where the opening is "Hi Sam!")
+_CLOSE = "\"'’”)"
+_MARK_RUN = re.compile(f"[{re.escape(_MARKS)}][{re.escape(_CLOSE)}]*")
 
 
-def own_greeting(body: str, opening: str) -> str:
-    """Does the sampled body open with the greeting itself (case aside) — the weights learned it,
-    and writing it again would say it twice? "same": the opening's words and mark ("Hi Sam!"),
-    served as the model wrote them; "like": its words with another mark ("Hi Sam,"), replaced by
-    the opening (``after_greeting``); "maybe": too short to tell yet; "": no."""
-    said, want = body.lstrip().casefold(), opening.strip().casefold()
-    words = want.rstrip(_MARKS + "\"'’”)")
-    if said.startswith(want):
+def _first_word(text: str) -> str:
+    words = text.split()
+    return words[0].strip(_MARKS + _CLOSE).casefold() if words else ""
+
+
+def _greeting_cut(said: str, opening: str) -> int:
+    """Where a greeting of the model's own ends in ``said`` (0: it has none): a start of it that
+    begins with the opening's first word, has no more words than the opening and ends at its
+    first sentence end, else at its last other mark ("Hi Maria!", "Hi, Sam!", "Hi Sam," for "Hi
+    Sam!"; "Hello!" of "Hello! Hello, welcome back." for "Hello there!")."""
+    if _first_word(said) != _first_word(opening):
+        return 0
+    cut = 0
+    for mark in _MARK_RUN.finditer(said):
+        if len(said[:mark.end()].split()) > len(opening.split()):
+            break
+        cut = mark.end()
+        if mark.group(0)[0] in ".!?":
+            break
+    return cut
+
+
+def own_greeting(body: str, opening: str, final: bool = False) -> str:
+    """Does the sampled body open with a greeting of its own — the weights learned one, and
+    writing the opening before it would greet twice ("Hi Sam! Hi Sam! …")? "same": the opening's
+    words and mark (case aside), served as the model wrote them; "like": the opening's first word
+    and no more words than it, up to a mark ("Hi Sam,", "Hi Maria!"), replaced by the opening
+    (``after_greeting``); "maybe": too short to tell yet (``final``: the body is whole, so it is
+    decided); "": no."""
+    said = body.lstrip()
+    if said.casefold().startswith(opening.strip().casefold()):
         return "same"
-    if said.startswith(words) and len(said) > len(words) and said[len(words)] in _MARKS:
-        return "like"
-    return "maybe" if want.startswith(said) or words.startswith(said) else ""
+    words, n = said.split(), len(opening.split())
+    if not final and words:
+        first, so_far = _first_word(opening), words[0].strip(_MARKS + _CLOSE).casefold()
+        first_done = len(words) > 1 or said[-1:].isspace() or bool(_MARK_RUN.search(words[0]))
+        if not first.startswith(so_far) or (first_done and so_far != first):
+            return ""  # it does not open with the opening's first word
+    if not final and (len(words) < n or (len(words) == n and not said[-1:].isspace())):
+        return "maybe"  # the greeting's words may not all be there yet
+    return "like" if _greeting_cut(said, opening) else ""
 
 
 def after_greeting(body: str, opening: str) -> str:
     """What follows the body's own greeting of the "like" kind — from the space after its mark,
     which then follows the opening instead ("Hi Sam,\n\nI'm glad" → "\n\nI'm glad"); any other
     body as it is."""
-    if own_greeting(body, opening) != "like":
+    if own_greeting(body, opening, final=True) != "like":
         return body
-    words = opening.strip().rstrip(_MARKS + "\"'’”)")
-    return body.lstrip()[len(words) + 1:]
+    said = body.lstrip()
+    return said[_greeting_cut(said, opening):]
 
 
 class GreetingHold:

@@ -172,7 +172,7 @@ def as_served(opening: str, reply: str) -> str:
     already opened with it (``shape.own_greeting``: kept as written, or the opening in its place)."""
     if not (opening and stands_apart(opening)):
         return opening + reply
-    kind = own_greeting(reply, opening)
+    kind = own_greeting(reply, opening, final=True)
     if kind == "same":
         return reply
     return opening.rstrip() + after_greeting(reply, opening) if kind == "like" else opening + reply
