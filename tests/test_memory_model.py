@@ -294,6 +294,27 @@ def test_a_closing_line_has_words_after_its_fixed_ones(engine):
     assert all(start >= len(first.response_token_ids) - 1 for start, _ in again.sampling["forced"])  # the model wrote it
 
 
+def test_a_closing_line_out_of_budget_ends_at_a_sentence_never_mid_word(engine):
+    """A closing line that runs out of its budget before a sentence end ("Hope this helps!
+    Remember, the best way to avoid … and avoiding", hope seed 2 of the session-17 grid) ends at
+    its last sentence end — the fixed words themselves when they are one — else at a clause break
+    with an ellipsis the engine adds; what streamed is what was kept, and the ids are the text."""
+    from clawdesk.engine.shape import ELLIPSIS, last_line
+
+    msgs = [{"role": "user", "content": "How do I keep cut flowers fresh?"}]
+    for ending in ("Hope this helps!", "In short:"):
+        shown: list[str] = []
+        # 6 tokens for the line: too few for the bundled model to finish a sentence after the words
+        g = engine.generate(msgs, temperature=0.0, max_tokens=96, seed=0, ending=ending, ending_tokens=6,
+                            on_text=shown.append)
+        line = last_line(g.text)
+        assert line.startswith(ending) and line.endswith((".", "!", "?", ELLIPSIS)), (ending, line)
+        assert ending != "Hope this helps!" or line == ending, line  # nothing after a finished sentence but words cut short
+        assert "".join(shown) == g.text and g.finish_reason == "stop"
+        ids = g.response_token_ids
+        assert engine.detokenize(ids[:-1]) == g.text and g.sampling["forced"][-1] == [len(ids) - 1, len(ids)]
+
+
 def test_a_word_limit_ends_the_reply_at_a_sentence_within_it(chat, engine):
     """``memory_word_limit``: after "under 30 words please" the reply ends at its last sentence end
     within 29 words, with an end of turn the engine adds (masked from training like the quoted

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ Messages = list[dict[str, str]]
 _SENTENCE_ENDS = (". ", "! ", "? ", "\n")  # where a closing line ends (``Engine._shaped``)
 _CLOSING_MIN_TOKENS = 4  # a closing line has words after the fixed ones
 _CLOSING_WORDS = 8  # what a word limit leaves a closing line beyond its fixed words
+_FULL_STOP_AT_END = re.compile(r"[.!?][\"'’”)]*\s*$")  # the fixed words of a closing line are a sentence
 
 
 @dataclass
@@ -363,7 +365,8 @@ class Engine:
         if bare:
             show(hold.flush())
             body_ids = joined(trim(run.text)) if apart else head_ids + run.ids[:-1]  # its end of turn dropped
-            closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget, stop, show, forced, run, knobs)
+            closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget, stop, show, forced, run, knobs,
+                                               done=bool(_FULL_STOP_AT_END.search(body)))
             return closing, body + text, body_ids + ids, forced
         cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
         room = limit - word_count(head)
@@ -392,26 +395,48 @@ class Engine:
         forced.append([len(kept_ids), len(kept_ids) + len(lead_ids)])
         show(lead)
         closing, text, closing_ids = self._closing(prompt_ids, kept_ids + lead_ids, tail_budget, stop, show,
-                                                   forced, run, knobs)
+                                                   forced, run, knobs, done=bool(_FULL_STOP_AT_END.search(ending)))
         return closing, head + (glue if kept else "") + kept + lead + text, kept_ids + lead_ids + closing_ids, forced
 
     def _closing(self, prompt_ids: list[int], before: list[int], budget: int, stop: Sequence[str],
                  show: Callable[[str], None], forced: list[list[int]], body: Run,
-                 knobs: dict[str, Any]) -> tuple[Run, str, list[int]]:
+                 knobs: dict[str, Any], done: bool) -> tuple[Run, str, list[int]]:
         """The rest of a closing line after its fixed words (``before`` ends with them): at least a
         few tokens (not the words alone: "In short:" then nothing, "Hope this helps" then "!"),
         ending at its first sentence end after those — a closing line, not a second answer. An end
-        of turn the engine adds there is appended to ``forced``. The reply's first token is the body's."""
+        of turn the engine adds there is appended to ``forced``. The reply's first token is the body's.
+
+        A line that runs out of budget before such an end ("Hope this helps! Remember, the best way
+        to avoid … and avoiding") ends at its last sentence end instead — at the fixed words, when
+        they are a sentence (``done``) — else at a clause break with an ellipsis; the unfinished
+        tail is held back while streaming, so it is never shown."""
         scanner: list[StopScanner] = []
-        closing = self._loop.sample(prompt_ids + before, max(1, budget), stop=(*_SENTENCE_ENDS, *stop), on_text=show,
+        hold = SentenceHold(full_stop=True)
+        closing = self._loop.sample(prompt_ids + before, max(1, budget), stop=(*_SENTENCE_ENDS, *stop),
+                                    on_text=lambda piece: show(hold.feed(piece)),
                                     min_tokens=_CLOSING_MIN_TOKENS, scanner=scanner, **knobs)
         closing.first = body.first or closing.first
-        ids = closing.ids
+        marked = 0
         if scanner and scanner[0].hit:  # ended at the line or sentence end, which the ids overshoot
+            show(hold.flush())
             closing.text += scanner[0].which.strip()  # keep the stop's punctuation
             show(scanner[0].which.strip())
-            ids = self.tokenize(closing.text) + [self._eog_token]
-            forced.append([len(before) + len(ids) - 1, len(before) + len(ids)])  # the engine ended the reply there
+        elif closing.finish == "length":  # out of budget mid-sentence
+            kept = hold.shown.rstrip()
+            if not kept and not done:
+                cut = closing.text[:clause_cut(closing.text, word_count(closing.text))].rstrip(" ,;:-\u2013\u2014")
+                if word_count(cut):
+                    kept = cut + ELLIPSIS
+                    marked = len(self.tokenize(kept)) - len(self.tokenize(cut))
+            show(kept[len(hold.shown):])
+            closing.text, closing.finish = kept, "stop"
+        else:
+            show(hold.flush())
+            return closing, closing.text, closing.ids
+        ids = (self.tokenize(closing.text) if closing.text else []) + [self._eog_token]
+        if marked > 0:  # the engine's ellipsis
+            forced.append([len(before) + len(ids) - 1 - marked, len(before) + len(ids) - 1])
+        forced.append([len(before) + len(ids) - 1, len(before) + len(ids)])  # the engine ended the reply there
         return closing, closing.text, ids
 
     def score(self, prompt_ids: list[int], continuation_ids: list[int]) -> TokenScores:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 
 _END = re.compile(r"[.!?:;)\]\n][\"'’”)]*")
+_FULL_STOP = re.compile(r"[.!?][\"'’”)]*")  # a closing line's sentence end: "Remember:" is not one
 
 
 APART_GLUE = " "  # what separates a greeting that stands apart from the reply written after it
@@ -173,23 +174,26 @@ def clause_cut(text: str, words: int) -> int:
     return breaks[-1] if breaks else limit
 
 
-def sentence_cut(text: str) -> int:
-    """Where the last finished sentence of ``text`` ends (0: none finished)."""
-    ends = [m.end() for m in _END.finditer(text)]
+def sentence_cut(text: str, full_stop: bool = False) -> int:
+    """Where the last finished sentence of ``text`` ends (0: none finished); ``full_stop``: only
+    at . ! or ? (not a colon, a bracket or a line break)."""
+    ends = [m.end() for m in (_FULL_STOP if full_stop else _END).finditer(text)]
     return ends[-1] if ends else 0
 
 
 class SentenceHold:
-    """Feed streamed pieces; get back only text up to the last finished sentence."""
+    """Feed streamed pieces; get back only text up to the last finished sentence (``full_stop``:
+    see ``sentence_cut``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, full_stop: bool = False) -> None:
         self.text = ""
         self._sent = 0
+        self._full_stop = full_stop
 
     def feed(self, piece: str) -> str:
         self.text += piece
         # whitespace after the sentence waits too: the closing line brings its own line break
-        return self._release(len(self.text[: sentence_cut(self.text)].rstrip()))
+        return self._release(len(self.text[: sentence_cut(self.text, self._full_stop)].rstrip()))
 
     def flush(self, before_more: bool = False) -> str:
         """The body ended by itself (not cut by the budget): release the rest — but for its
