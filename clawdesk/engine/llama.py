@@ -407,9 +407,10 @@ class Engine:
         of turn the engine adds there is appended to ``forced``. The reply's first token is the body's.
 
         A line that runs out of budget before such an end ("Hope this helps! Remember, the best way
-        to avoid … and avoiding") ends at its last sentence end instead — at the fixed words, when
-        they are a sentence (``done``) — else at a clause break with an ellipsis; the unfinished
-        tail is held back while streaming, so it is never shown."""
+        to avoid … and avoiding"), or that ends in a colon at a line break ("In short: a credit
+        score is based on:"), ends at its last sentence end instead — at the fixed words, when they
+        are a sentence (``done``) — else at a clause break with an ellipsis; the unfinished tail is
+        held back while streaming, so it is never shown."""
         scanner: list[StopScanner] = []
         hold = SentenceHold(full_stop=True)
         closing = self._loop.sample(prompt_ids + before, max(1, budget), stop=(*_SENTENCE_ENDS, *stop),
@@ -417,11 +418,14 @@ class Engine:
                                     min_tokens=_CLOSING_MIN_TOKENS, scanner=scanner, **knobs)
         closing.first = body.first or closing.first
         marked = 0
-        if scanner and scanner[0].hit:  # ended at the line or sentence end, which the ids overshoot
+        hit = bool(scanner and scanner[0].hit)
+        # a line that ends in a colon at its line break introduces a list that is not coming
+        dangling = hit and not scanner[0].which.strip() and closing.text.rstrip().endswith(":")
+        if hit and not dangling:  # ended at the line or sentence end, which the ids overshoot
             show(hold.flush())
             closing.text += scanner[0].which.strip()  # keep the stop's punctuation
             show(scanner[0].which.strip())
-        elif closing.finish == "length":  # out of budget mid-sentence
+        elif dangling or closing.finish == "length":  # out of budget mid-sentence, or dangling
             kept = hold.shown.rstrip()
             if not kept and not done:
                 cut = closing.text[:clause_cut(closing.text, word_count(closing.text))].rstrip(" ,;:-\u2013\u2014")
