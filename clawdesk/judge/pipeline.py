@@ -129,12 +129,16 @@ def judge_pending(store: Store, settings: Settings, judge_engine: Engine | None 
             if judge is None and not dry_run and _needs_judge(ns):
                 judge_engine = judge_engine or (opened := open_judge_engine(store, settings))
                 judge = Judge.from_settings(judge_engine, settings)
-            if report.implicit_rewards is None and judge is not None and ns.source == "judge":
+            # the judge is checked before its first implicit reward, or its first hint when a weak
+            # judge's hints are not kept
+            asks = ns.source == "judge" or (bool(ns.text) and not settings.judge_hints_when_weak)
+            if report.implicit_rewards is None and judge is not None and asks:
                 report.implicit_rewards, measured = implicit_rewards_on(store, settings, judge.engine, check_progress)
                 report.judge_accuracy = measured.sign_accuracy if measured else None
             samples = build_samples(store, msg, ns, None if dry_run else judge,
                                     lambda m: _chat_vocab(store, settings, m, judge, vocabs),
-                                    implicit=report.implicit_rewards is not False)
+                                    implicit=report.implicit_rewards is not False,
+                                    judge_hints=settings.judge_hints_when_weak or report.implicit_rewards is not False)
             report.implicit_off += report.implicit_rewards is False and ns.source == "judge"
             report.examined += 1
             for s in samples:
@@ -161,11 +165,13 @@ def judge_pending(store: Store, settings: Settings, judge_engine: Engine | None 
 
 
 def build_samples(store: Store, msg: Message, ns: NextState, judge: Judge | None,
-                  vocab_for: Callable[[Message], Vocab | Engine], implicit: bool = True) -> list[Sample]:
+                  vocab_for: Callable[[Message], Vocab | Engine], implicit: bool = True,
+                  judge_hints: bool = True) -> list[Sample]:
     """The primary sample of one turn, plus a demonstration when the user corrected it.
     ``judge`` None means dry run: judge-needing samples come back with status 'needs judge'.
     ``implicit`` False (the judge is below ``judge_min_accuracy``): no reward votes are cast; the
-    turn keeps its hints, and without any is dropped as IMPLICIT_OFF."""
+    turn keeps its hints, and without any is dropped as IMPLICIT_OFF. ``judge_hints`` False: the
+    judge is not asked for hints, so only the user's own (a reason, a comment) are kept."""
     request = next((m["content"] for m in reversed(turn_messages(store, msg)) if m["role"] == "user"), "")
     base = Sample(id=0, message_id=msg.id, conversation_id=msg.conversation_id,
                   prompt_token_ids=list(msg.prompt_token_ids or []),
@@ -176,7 +182,7 @@ def build_samples(store: Store, msg: Message, ns: NextState, judge: Judge | None
     if ns.source == "none":
         return [_drop(base, "no next state")]
     hint_votes: Judgement | None = None
-    if judge is not None and ns.text:
+    if judge is not None and ns.text and judge_hints:
         hint_votes = judge.hints(request, msg.content, ns.text, ns.role)
         base.votes += [_vote("hint", v) for v in hint_votes.votes]
         base.judge_model = judge.model_name
