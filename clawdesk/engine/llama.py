@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,14 +18,13 @@ from ..records import Generation
 from .gguf_check import ensure_gguf
 from .sampling import Run, TokenLoop
 from .shape import (APART_GLUE, ELLIPSIS, GreetingHold, SentenceHold, after_greeting, bare_ending, clause_cut,
-                    has_ending, own_greeting, sentence_cut, stands_apart, word_count)
+                    ends_sentence, has_ending, own_greeting, sentence_cut, stands_apart, word_count)
 from .stops import StopScanner
 
 Messages = list[dict[str, str]]
 _SENTENCE_ENDS = (". ", "! ", "? ", "\n")  # where a closing line ends (``Engine._shaped``)
 _CLOSING_MIN_TOKENS = 4  # a closing line has words after the fixed ones
 _CLOSING_WORDS = 8  # what a word limit leaves a closing line beyond its fixed words
-_FULL_STOP_AT_END = re.compile(r"[.!?][\"'’”)]*\s*$")  # the fixed words of a closing line are a sentence
 
 
 @dataclass
@@ -366,7 +364,7 @@ class Engine:
             show(hold.flush())
             body_ids = joined(trim(run.text)) if apart else head_ids + run.ids[:-1]  # its end of turn dropped
             closing, text, ids = self._closing(prompt_ids, body_ids, tail_budget, stop, show, forced, run, knobs,
-                                               done=bool(_FULL_STOP_AT_END.search(body)))
+                                               done=ends_sentence(body))
             return closing, body + text, body_ids + ids, forced
         cut = sentence_cut(run.text) if run.finish in ("length", "words") else 0
         room = limit - word_count(head)
@@ -395,7 +393,7 @@ class Engine:
         forced.append([len(kept_ids), len(kept_ids) + len(lead_ids)])
         show(lead)
         closing, text, closing_ids = self._closing(prompt_ids, kept_ids + lead_ids, tail_budget, stop, show,
-                                                   forced, run, knobs, done=bool(_FULL_STOP_AT_END.search(ending)))
+                                                   forced, run, knobs, done=ends_sentence(ending))
         return closing, head + (glue if kept else "") + kept + lead + text, kept_ids + lead_ids + closing_ids, forced
 
     def _closing(self, prompt_ids: list[int], before: list[int], budget: int, stop: Sequence[str],

@@ -38,10 +38,15 @@ _FULL_STOP = re.compile(r"[.!?][\"'’”)]*")  # a closing line's sentence end:
 APART_GLUE = " "  # what separates a greeting that stands apart from the reply written after it
 
 
+def ends_sentence(text: str) -> bool:
+    """Does ``text`` end a sentence (with . ! or ?, quotes and brackets aside)?"""
+    return text.rstrip().rstrip("\"'’”)").endswith((".", "!", "?"))
+
+
 def stands_apart(opening: str) -> bool:
-    """Is the opening a sentence of its own (it ends with . ! or ?), so that the body is sampled
-    without it (module docstring)?"""
-    return opening.rstrip().rstrip("\"'’”)").endswith((".", "!", "?"))
+    """Is the opening a sentence of its own, so that the body is sampled without it (module
+    docstring)?"""
+    return ends_sentence(opening)
 
 
 _MARKS = ",.!?;:"  # what may end a greeting of the model's own ("Hi Sam," where the opening is "Hi Sam!")
@@ -102,6 +107,18 @@ def after_greeting(body: str, opening: str) -> str:
     return said[_greeting_cut(said, opening):]
 
 
+def greeted(body: str, opening: str, glue: str, kind: str | None = None) -> str:
+    """The body as served after an opening that stands apart: as the model wrote it when it
+    greets with the opening's words ("same"), the opening in place of its own greeting ("like"),
+    else the opening and ``glue`` before it. ``kind``: ``own_greeting``'s, when already known."""
+    kind = own_greeting(body, opening, final=True) if kind is None else kind
+    if kind == "same":
+        return body
+    if kind == "like":  # the model's own space follows
+        return opening + after_greeting(body, opening)
+    return opening + glue + body
+
+
 class GreetingHold:
     """Streams a reply whose greeting stands apart (``stands_apart``): the body's first pieces
     wait while they could still be the greeting itself (``own_greeting``). The model's own
@@ -128,11 +145,7 @@ class GreetingHold:
 
     def _settle(self, kind: str) -> str:
         self.kind, held, self._held = kind, self._held, ""
-        if kind == "same":
-            return held
-        if kind == "like":  # the model's own space follows
-            return self.opening + after_greeting(held, self.opening)
-        return self.opening + self.glue + held
+        return greeted(held, self.opening, self.glue, kind)
 
 
 def word_count(text: str) -> int:

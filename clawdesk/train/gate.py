@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalog
-from ..engine.shape import APART_GLUE, after_greeting, own_greeting, stands_apart
+from ..engine.shape import APART_GLUE, greeted, stands_apart
 from ..errors import StoreError, TrainingError
 from ..records import TrainResult, VerifyCase
 from ..settings import Settings
@@ -169,13 +169,10 @@ def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int
 
 def as_served(opening: str, reply: str) -> str:
     """The reply as the engine serves it: a greeting written apart goes first, unless the model
-    already opened with it (``shape.own_greeting``: kept as written, or the opening in its place)."""
+    already opened with it (``shape.greeted``: kept as written, or the opening in its place)."""
     if not (opening and stands_apart(opening)):
         return opening + reply
-    kind = own_greeting(reply, opening, final=True)
-    if kind == "same":
-        return reply
-    return opening.rstrip() + after_greeting(reply, opening) if kind == "like" else opening + reply
+    return greeted(reply, opening.rstrip(), APART_GLUE)
 
 
 def own_prompts(store: Store, settings: Settings, result: TrainResult, tokenizer: Any) -> tuple[str, list[tuple[str, list[int]]]]:
