@@ -89,5 +89,5 @@ def test_the_gate_answer_check_rejects_non_words_the_old_check_accepted():
 def test_the_gate_answer_rate_uses_that_check():
     assert answer_rate(GOOD_REPLIES) == 1.0
     collapsed = GOOD_REPLIES[:5] + ["zzkt bpkr qqq xq vvv", "7h7h ;;; %%% kkk", "france paris zzkt xq pq rr ww"]
-    assert answer_rate(collapsed) == pytest.approx(5 / 8)  # under gate_min_answer_rate (0.75): refused
+    assert answer_rate(collapsed) == pytest.approx(5 / 8)  # under gate_min_answer_rate (1.0, the base's rate if lower): refused
     assert answer_rate(collapsed) < Settings().gate_min_answer_rate

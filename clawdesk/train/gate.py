@@ -23,12 +23,15 @@ numbers (docs/method.md):
    may not rise more than ``gate_max_nll_increase`` above the base model's; and the candidate's own
    greedy replies must still answer (real words, not looping, on topic) at
    ``gate_min_answer_rate`` — or at the base model's own rate where that is lower (the base
-   itself loops on some of these prompts). The last two are what catches the collapse the platform notes
-   describe (every reward −1 → short gibberish that "complies").
+   itself loops on some of these prompts). By default that is 1.0: never fewer than the base. The
+   last two are what catches the collapse the platform notes describe (every reward −1 → short
+   gibberish that "complies"); the rate's old 0.75 let through candidates that had lost one of the
+   base's answers, and such candidates went on to lose answers as served (docs/choosing-defaults.md).
 
 4. **Your prompts, as you are served.** On the user's own latest prompts (``gate_own_prompts``),
-   with the preference memory's note placed as the chat places it, the candidate's greedy replies
-   may not answer fewer of them than the served version's. The memory and the weights push the
+   with the preference memory's note placed as the chat places it, the candidate's replies — the
+   greedy one and ``gate_own_samples`` drawn as the chat draws them, from the same seeds for both
+   sides — may not answer fewer of them than the served version's. The memory and the weights push the
    same way (a 👎 "too long" becomes both a note and a hint), and together they can overshoot into
    replies too short to answer — which the general prompts, without the note, do not show
    (measured with a thumbs-only user: docs/choosing-defaults.md).
@@ -90,7 +93,8 @@ class GateDecision:
     answer_rate_base: float | None = None  # the base model's own rate: the floor when it is below the setting
     own_answered_served: int | None = None  # check 4: of the user's own prompts, with the memory as served
     own_answered_candidate: int | None = None
-    n_own: int = 0
+    n_own: int = 0  # check 4's prompts
+    own_replies: int = 0  # check 4's replies per side: each prompt's greedy one and gate_own_samples sampled
     candidate_replies: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -165,6 +169,35 @@ def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int
         if t in eos:
             return new[: i + 1]
     return new
+
+
+def sampled(model: Any, prompt_ids: list[int], n: int, eos: set[int], settings: Settings, seed: int) -> list[int]:
+    """One reply drawn with the chat's sampling settings, from ``seed``: check 4 draws the served
+    version's and the candidate's replies from the same seeds, so their difference is the weights'."""
+    import torch
+
+    torch.manual_seed(seed)
+    ids = torch.tensor([prompt_ids], device=next(model.parameters()).device)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=True,
+                         temperature=max(settings.temperature, 1e-3), top_p=settings.top_p, top_k=settings.top_k,
+                         repetition_penalty=settings.repeat_penalty, use_cache=True, pad_token_id=min(eos))
+    new = out[0, len(prompt_ids):].tolist()
+    for i, t in enumerate(new):
+        if t in eos:
+            return new[: i + 1]
+    return new
+
+
+def own_replies(model: Any, prompt_ids: list[int], eos: set[int], settings: Settings, draws: int,
+                seed: int) -> list[list[int]]:
+    """Check 4's replies to one prompt: the greedy one, and ``draws`` sampled as the chat samples.
+
+    Why sampled too: the chat samples (temperature 0.7), and a candidate can answer greedily while
+    its sampled replies, with the memory's note, overshoot — measured with a thumbs-only brief user
+    whose greedy replies answered 7 of 8 and 8 of 8 while a quarter of the served replies were
+    "The answer is:" or talk about being concise (docs/choosing-defaults.md, session 19)."""
+    return [greedy(model, prompt_ids, REPLY_TOKENS, eos),
+            *(sampled(model, prompt_ids, REPLY_TOKENS, eos, settings, seed=1000 * seed + k) for k in range(draws))]
 
 
 def as_served(opening: str, reply: str) -> str:
@@ -405,14 +438,18 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
             say("gate: your prompts, as served")
             answered = {}
             aside = (opening.strip(),) if opening else ()
+            draws = settings.gate_own_samples if settings.temperature > 0 else 0
             for name in ("served", "candidate"):
                 with use(name):
-                    answered[name] = sum(still_answers(text, as_served(opening, tokenizer.decode(
-                        greedy(model, ids, REPLY_TOKENS, eos), skip_special_tokens=True)), aside) for text, ids in own)
+                    answered[name] = sum(still_answers(text, as_served(opening, tokenizer.decode(reply, skip_special_tokens=True)), aside)
+                                         for i, (text, ids) in enumerate(own)
+                                         for reply in own_replies(model, ids, eos, settings, draws, seed=i))
             decision.own_answered_served, decision.own_answered_candidate = answered["served"], answered["candidate"]
+            decision.own_replies = len(own) * (1 + draws)
+            how = f"greedy + {draws} sampled each" if draws else "greedy"
             checks.append((answered["candidate"] >= answered["served"],
-                           f"answers your latest prompts, memory as served: {answered['candidate']}/{len(own)} "
-                           f"(served now: {answered['served']}/{len(own)})"))
+                           f"answers your latest prompts, memory as served ({len(own)}, {how}): "
+                           f"{answered['candidate']}/{decision.own_replies} (served now: {answered['served']}/{decision.own_replies})"))
         with use("candidate"):
             cases = verify_cases(model, prompts, cand_replies)
     if not cases:

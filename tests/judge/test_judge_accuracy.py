@@ -101,8 +101,8 @@ def test_a_judge_at_the_bar_keeps_implicit_rewards(store, engine, settings):
 
 def test_a_weak_judge_adds_no_hints_of_its_own_when_told_not_to(store, engine, settings):
     """``judge_hints_when_weak`` off: below the bar the judge is not asked for hints, so a 👎 with
-    nothing written teaches nothing, while a 👎 reason still does. On (the default), the judge is
-    asked as before: its hint votes are there."""
+    nothing written teaches nothing, while a 👎 reason still does (the default since session 19).
+    On, the judge is asked as before: its hint votes are there."""
     weak = settings.replace(judge_min_accuracy=0.6, judge_votes=1, judge_max_tokens=64, max_tokens=16, seed=3)
     save(store, weak, JudgeAccuracy("smollm2-135m-instruct", 10, 42, 42, 1, 1.0, "2026-01-01T00:00:00+00:00"))
     chat = ChatService(store, engine, weak)
@@ -113,7 +113,7 @@ def test_a_weak_judge_adds_no_hints_of_its_own_when_told_not_to(store, engine, s
     long = chat.send(chat.new_conversation().id, "Explain gravity.").assistant
     chat.thumbs_down(long.id, reason="too long")
 
-    assert weak.judge_hints_when_weak is True  # the default
+    assert weak.judge_hints_when_weak is False  # the default
     report = judge_pending(store, weak.replace(judge_hints_when_weak=False), judge_engine=engine)
     assert report.implicit_rewards is False
     (quiet,) = store.samples_for(bare.id)
@@ -121,6 +121,6 @@ def test_a_weak_judge_adds_no_hints_of_its_own_when_told_not_to(store, engine, s
     (reasoned,) = store.samples_for(long.id)
     assert reasoned.hints and not [v for v in reasoned.votes if v["kind"] == "hint"]  # the reason's own hint
 
-    judge_pending(store, weak, judge_engine=engine, rejudge=True)
+    judge_pending(store, weak.replace(judge_hints_when_weak=True), judge_engine=engine, rejudge=True)
     (asked,) = store.samples_for(bare.id)
     assert [v for v in asked.votes if v["kind"] == "hint"]  # on: the judge is asked
