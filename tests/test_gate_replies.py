@@ -41,3 +41,16 @@ def test_check_d_reads_the_greedy_reply_and_paired_samples(torch_model):
     assert own_replies(model, prompt, eos, settings, draws=2, seed=3) == replies
     assert own_replies(model, prompt, eos, settings, draws=2, seed=4)[1:] != replies[1:]
     assert own_replies(model, prompt, eos, settings, draws=0, seed=3) == replies[:1]
+
+
+def test_drawing_them_leaves_the_callers_random_state_alone(torch_model):
+    import torch
+
+    model, tokenizer = torch_model
+    eos = end_of_turn_ids(tokenizer)
+    prompt = render_prompt(tokenizer, [{"role": "user", "content": "What is rain?"}])
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    own_replies(model, prompt, eos, Settings(), draws=1, seed=0)
+    assert torch.equal(torch.rand(3), expected)

@@ -176,11 +176,13 @@ def sampled(model: Any, prompt_ids: list[int], n: int, eos: set[int], settings: 
     version's and the candidate's replies from the same seeds, so their difference is the weights'."""
     import torch
 
-    torch.manual_seed(seed)
-    ids = torch.tensor([prompt_ids], device=next(model.parameters()).device)
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=True,
-                         temperature=max(settings.temperature, 1e-3), top_p=settings.top_p, top_k=settings.top_k,
-                         repetition_penalty=settings.repeat_penalty, use_cache=True, pad_token_id=min(eos))
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids], device=device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG untouched
+        torch.manual_seed(seed)
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=True,
+                             temperature=max(settings.temperature, 1e-3), top_p=settings.top_p, top_k=settings.top_k,
+                             repetition_penalty=settings.repeat_penalty, use_cache=True, pad_token_id=min(eos))
     new = out[0, len(prompt_ids):].tolist()
     for i, t in enumerate(new):
         if t in eos:
