@@ -29,9 +29,10 @@ numbers (docs/method.md):
    base's answers, and such candidates went on to lose answers as served (docs/choosing-defaults.md).
 
 4. **Your prompts, as you are served.** On the user's own latest prompts (``gate_own_prompts``),
-   with the preference memory's note placed as the chat places it, the candidate's replies — the
-   greedy one and ``gate_own_samples`` drawn as the chat draws them, from the same seeds for both
-   sides — may not answer fewer of them than the served version's. The memory and the weights push the
+   with the preference memory's note placed as the chat places it, the candidate's greedy replies
+   — and ``gate_own_samples`` more drawn as the chat draws them, from the same seeds for both
+   sides (0 by default: measured, it changed no decision) — may not answer fewer of them than the
+   served version's. The memory and the weights push the
    same way (a 👎 "too long" becomes both a note and a hint), and together they can overshoot into
    replies too short to answer — which the general prompts, without the note, do not show
    (measured with a thumbs-only user: docs/choosing-defaults.md).
@@ -195,9 +196,10 @@ def own_replies(model: Any, prompt_ids: list[int], eos: set[int], settings: Sett
     """Check 4's replies to one prompt: the greedy one, and ``draws`` sampled as the chat samples.
 
     Why sampled too: the chat samples (temperature 0.7), and a candidate can answer greedily while
-    its sampled replies, with the memory's note, overshoot — measured with a thumbs-only brief user
-    whose greedy replies answered 7 of 8 and 8 of 8 while a quarter of the served replies were
-    "The answer is:" or talk about being concise (docs/choosing-defaults.md, session 19)."""
+    its sampled replies, with the memory's note, overshoot — seen with a thumbs-only brief user
+    whose greedy replies answered 7 of 8 while a quarter of the served replies were "The answer
+    is:" or talk about being concise. Two draws per prompt did not change that decision, nor any
+    other of six, so ``gate_own_samples`` is 0 by default (docs/choosing-defaults.md, session 19)."""
     return [greedy(model, prompt_ids, REPLY_TOKENS, eos),
             *(sampled(model, prompt_ids, REPLY_TOKENS, eos, settings, seed=1000 * seed + k) for k in range(draws))]
 
