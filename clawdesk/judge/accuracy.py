@@ -75,8 +75,9 @@ class JudgeAccuracy:
             return False
         return None
 
-    def describe(self, bar: float) -> str:
-        """One line for ``clawdesk status`` / ``doctor``."""
+    def describe(self, bar: float, judge_hints: bool = False) -> str:
+        """One line for ``clawdesk status`` / ``doctor``. ``judge_hints``: whether the judge's own
+        hints are kept below the bar (``judge_hints_when_weak``), which the line then says."""
         on = self.passes(bar)
         part = "" if self.judged == self.total else f" (stopped early: {self.total - self.judged} could not change it)"
         head = f"sign accuracy {self.sign_accuracy:.2f} on {self.judged} of {self.total} labelled cases{part}"
@@ -84,8 +85,11 @@ class JudgeAccuracy:
             return f"{head}; not enough to decide against judge_min_accuracy {bar}: measured again before its next implicit reward"
         if on:
             return f"{head}, at least judge_min_accuracy {bar}: implicit rewards on"
-        return (f"{head}, below judge_min_accuracy {bar}: implicit rewards off — only explicit feedback, "
-                "corrections and hints teach")
+        if judge_hints:
+            return (f"{head}, below judge_min_accuracy {bar}: implicit rewards off — explicit feedback, "
+                    "corrections and hints teach, the judge's own hints too (judge_hints_when_weak)")
+        return (f"{head}, below judge_min_accuracy {bar}: implicit rewards off — only explicit feedback and "
+                "your own words teach (👎 reasons, comments, corrections; judge_hints_when_weak off)")
 
 
 def load_cases() -> list[dict[str, Any]]:
@@ -183,7 +187,7 @@ def status_line(store: Store, settings: Settings) -> str:
         return (f"{name}: not measured yet — measured once ({len(sign_cases())} labelled cases × "
                 f"{settings.judge_votes} votes at most) before its first implicit reward, or now with "
                 "`clawdesk judge --check`")
-    return f"{name}: {found.describe(bar)}"
+    return f"{name}: {found.describe(bar, settings.judge_hints_when_weak)}"
 
 
 def save(store: Store, settings: Settings, result: JudgeAccuracy) -> None:

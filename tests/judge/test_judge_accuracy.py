@@ -26,6 +26,15 @@ def test_the_verdict_is_settled_as_soon_as_the_rest_cannot_change_it():
     assert JudgeAccuracy("m", 18, 42, 42, 3, 0, "").passes(0.4) is True  # a full count decides any bar
 
 
+def test_the_status_line_says_whose_hints_teach_below_the_bar():
+    weak = JudgeAccuracy("smollm2-135m-instruct", 14, 42, 42, 1, 1.0, "2026-01-01T00:00:00+00:00")
+    line = weak.describe(0.6)
+    assert "below judge_min_accuracy 0.6: implicit rewards off" in line
+    assert "your own words teach" in line and "judge_hints_when_weak off" in line  # the default
+    assert "the judge's own hints too" in weak.describe(0.6, judge_hints=True)
+    assert weak.describe(0.3).endswith("implicit rewards on")
+
+
 def test_cases_are_the_labelled_signs_interleaved_by_category():
     cases = sign_cases()
     assert len(cases) == 42 and all(c["label"] in (-1, 1) for c in cases)
@@ -77,6 +86,7 @@ def test_a_weak_judge_turns_implicit_rewards_off_and_is_measured_once(store, eng
                                                            "CLAWDESK_JUDGE_MAX_TOKENS": "64"})
     assert r.exit_code == 0, r.output
     assert "below judge_min_accuracy 0.95: implicit rewards off" in json.loads(r.output)["judge"]
+    assert "your own words teach" in json.loads(r.output)["judge"]
     r = CliRunner().invoke(cli, ["doctor"], env={"CLAWDESK_JUDGE_MIN_ACCURACY": "0.95"})  # 3 votes: another key
     assert "judge: smollm2-135m-instruct: not measured yet" in r.output
 
