@@ -165,7 +165,11 @@ def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int
     ids = torch.tensor([prompt_ids], device=next(model.parameters()).device)
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
                          use_cache=True, pad_token_id=min(eos))
-    new = out[0, len(prompt_ids):].tolist()
+    return _to_end_of_turn(out[0, len(prompt_ids):].tolist(), eos)
+
+
+def _to_end_of_turn(new: list[int], eos: set[int]) -> list[int]:
+    """A generated reply up to and including its first end-of-turn token."""
     for i, t in enumerate(new):
         if t in eos:
             return new[: i + 1]
@@ -184,11 +188,7 @@ def sampled(model: Any, prompt_ids: list[int], n: int, eos: set[int], settings: 
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=True,
                              temperature=max(settings.temperature, 1e-3), top_p=settings.top_p, top_k=settings.top_k,
                              repetition_penalty=settings.repeat_penalty, use_cache=True, pad_token_id=min(eos))
-    new = out[0, len(prompt_ids):].tolist()
-    for i, t in enumerate(new):
-        if t in eos:
-            return new[: i + 1]
-    return new
+    return _to_end_of_turn(out[0, len(prompt_ids):].tolist(), eos)
 
 
 def own_replies(model: Any, prompt_ids: list[int], eos: set[int], settings: Settings, draws: int,
