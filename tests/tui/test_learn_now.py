@@ -28,7 +28,10 @@ CHILD_ENV = {"TRAIN_RANK": "8", "TRAIN_ALPHA": "16", "TRAIN_BATCH_SIZE": "4", "T
              "TRAIN_HELDOUT_FRACTION": "0.2", "TRAIN_THREADS": "1", "JUDGE_VOTES": "1", "N_THREADS": "1",
              "MAX_TOKENS": "24", "TEMPERATURE": "0", "TRAIN_W_DEMO": "1.0", "TRAIN_LR": "5e-4",
              "TRAIN_EPOCHS": "2", "LEARN_COMPARE_TOKENS": "32",
-             "TRAIN_W_CONTEXT": "0"}  # no context distillation: it answers 16 prompts afresh, and this is about the UI
+             "TRAIN_W_CONTEXT": "0",  # no context distillation: it answers 16 prompts afresh, and this is about the UI
+             # This pass's quick candidate answers 6 of the 8 general prompts, the base 7: the default floor
+             # (the base's rate) refuses it. The gate's rules are tested in test_lifecycle.py; here, the UI.
+             "GATE_MIN_ANSWER_RATE": "0.75"}
 
 
 @pytest.fixture
