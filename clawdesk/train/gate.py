@@ -160,20 +160,7 @@ def _opening(settings: Settings) -> str:
 
 
 def greedy(model: Any, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
-    import torch
-
-    ids = torch.tensor([prompt_ids], device=next(model.parameters()).device)
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
-                         use_cache=True, pad_token_id=min(eos))
-    return _to_end_of_turn(out[0, len(prompt_ids):].tolist(), eos)
-
-
-def _to_end_of_turn(new: list[int], eos: set[int]) -> list[int]:
-    """A generated reply up to and including its first end-of-turn token."""
-    for i, t in enumerate(new):
-        if t in eos:
-            return new[: i + 1]
-    return new
+    return _generate(model, prompt_ids, n, eos, do_sample=False)
 
 
 def sampled(model: Any, prompt_ids: list[int], n: int, eos: set[int], settings: Settings, seed: int) -> list[int]:
@@ -182,13 +169,24 @@ def sampled(model: Any, prompt_ids: list[int], n: int, eos: set[int], settings: 
     import torch
 
     device = next(model.parameters()).device
-    ids = torch.tensor([prompt_ids], device=device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG untouched
         torch.manual_seed(seed)
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=True,
-                             temperature=max(settings.temperature, 1e-3), top_p=settings.top_p, top_k=settings.top_k,
-                             repetition_penalty=settings.repeat_penalty, use_cache=True, pad_token_id=min(eos))
-    return _to_end_of_turn(out[0, len(prompt_ids):].tolist(), eos)
+        return _generate(model, prompt_ids, n, eos, do_sample=True, temperature=max(settings.temperature, 1e-3),
+                         top_p=settings.top_p, top_k=settings.top_k, repetition_penalty=settings.repeat_penalty)
+
+
+def _generate(model: Any, prompt_ids: list[int], n: int, eos: set[int], **sampling: Any) -> list[int]:
+    """Up to ``n`` new tokens after ``prompt_ids``, cut after the first end-of-turn token."""
+    import torch
+
+    ids = torch.tensor([prompt_ids], device=next(model.parameters()).device)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, use_cache=True,
+                         pad_token_id=min(eos), **sampling)
+    new = out[0, len(prompt_ids):].tolist()
+    for i, t in enumerate(new):
+        if t in eos:
+            return new[: i + 1]
+    return new
 
 
 def own_replies(model: Any, prompt_ids: list[int], eos: set[int], settings: Settings, draws: int,
