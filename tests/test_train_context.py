@@ -7,9 +7,11 @@ moves the student toward the memory-reading teacher. Tiny replies, LoRA rank 4 (
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
-from train_samples import chat, log_turn, one_torch_thread, tiny  # noqa: F401 (fixtures)
+from train_samples import add_sample, chat, log_turn, one_torch_thread, tiny  # noqa: F401 (fixtures)
 
 from clawdesk.errors import ConfigError
 from clawdesk.records import Sample
@@ -17,8 +19,9 @@ from clawdesk.settings import Settings
 from clawdesk.train.backend import choose_backend, load_trainable, trainable_parameters
 from clawdesk.train.context import context_samples
 from clawdesk.train.data import guide_negatives, method_weights, skip_reason
-from clawdesk.train.run import loss_batch, loss_config, train_step
-from clawdesk.train.scoring import ScoreConfig, score_sample
+from clawdesk.train.run import loss_batch, loss_config, train_pass, train_step
+from clawdesk.train.scoring import ScoreConfig, score_sample, teacher_messages
+from clawdesk.train.student_context import served_ids, served_messages
 
 WISH = "Keep every answer under 10 words."
 
@@ -133,3 +136,34 @@ def test_a_bare_thumbs_down_is_dropped_with_its_reason_not_left_waiting(chat, se
     dropped = chat.store.samples(status="dropped")
     assert [s.id for s in dropped] == [bare.id] and dropped[0].drop_reason == SILENT_NEGATIVE
     assert chat.store.runs() == []  # refused before a run record or a model load
+
+
+def test_the_served_student_context_is_todays_prompt_with_todays_memory(chat, settings, shared_hf):
+    """train_student_context = "served": a turn rated before the wish is trained with the note in
+    its prompt, as the chat would serve it now; a deleted wish leaves the prompts it was in."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(shared_hf))
+    before = add_sample(chat, "Name a blue thing.", reward=-1.0, hints=["Keep the answer much shorter."], max_tokens=6)
+    wish = chat.memory.add(WISH)
+    after = add_sample(chat, "Name a green thing.", reward=1.0, seed=1, max_tokens=6)
+    text = chat.engine.detokenize
+    assert WISH not in text(before.prompt_token_ids) and WISH in text(after.prompt_token_ids)
+
+    served = served_ids(tokenizer, served_messages(chat.store, settings, [before, after]))
+    assert WISH in text(served[0].prompt_token_ids)  # today's memory, placed as served
+    assert served[0].prompt_token_ids == chat.engine.render(served[0].prompt_messages)  # llama.cpp's ids
+    assert served[1].prompt_token_ids == after.prompt_token_ids  # logged with today's note: unchanged
+    assert served[0].response_token_ids == before.response_token_ids and served[0].reward == -1.0
+    assert WISH in teacher_messages(served[0].prompt_messages, before.hints[0])[-1]["content"]  # the teacher too
+    assert chat.store.samples(status="ready")[0].prompt_token_ids == before.prompt_token_ids  # the stored row is not changed
+
+    result = train_pass(chat.store, tiny(settings, train_student_context="served"))  # the pass runs on them
+    assert Path(result.candidate_path).exists() and {s.status for s in chat.store.samples()} == {"used"}
+
+    chat.memory.remove(wish.id)
+    gone = served_ids(tokenizer, served_messages(chat.store, settings, [after]))
+    assert WISH not in text(gone[0].prompt_token_ids)  # deleted: no longer taught from its turns
+    assert Settings().train_student_context == "logged"  # the default until measured
+    with pytest.raises(ConfigError, match="train_student_context"):
+        Settings().replace(train_student_context="today")

@@ -55,6 +55,7 @@ from .device_plan import fit_to_device
 from .teacher import load_teacher, release
 from .scoring import Scored, render_prompt
 from .step import run_steps, score_config, score_samples
+from .student_context import served_ids, served_messages
 from .step import (  # noqa: F401 — re-exported: tests/test_train_pass.py pins the loss trajectory through these names
     corrected_reply as _corrected_reply, evaluate_loss, loss_batch, loss_config, train_step)
 
@@ -115,6 +116,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         if not usable and not context:
             raise TrainingError(f"None of the {len(train_pool)} training samples has a term under method '{method}' "
                                 f"({len(heldout)} more are held out); collect more feedback or try --method combined.")
+        if settings.train_student_context == "served":
+            usable, mixed = served_messages(store, settings, usable), served_messages(store, settings, mixed)
         parent = store.served_version()
         adapter_dir = store.get_adapter(parent).path if parent is not None else None
     else:
@@ -142,6 +145,8 @@ def train_pass(store: Store, settings: Settings, progress: Progress | None = Non
         if memory:
             log.info("GPU memory plan: %s", memory.note)
         model, tokenizer = load_trainable(base_dir, adapter_dir, settings, backend)
+        if settings.train_student_context == "served":  # every process re-renders the plan's messages
+            usable, mixed = served_ids(tokenizer, usable), served_ids(tokenizer, mixed)
         report(TrainProgress("load", 1, 1, f"back end: {backend.describe()}"))
 
         # 3. score every sample once under π_old
