@@ -360,6 +360,7 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
     from .data import method_weights, skip_reason
     from .scoring import end_of_turn_ids, render_prompt
     from .step import loss_config, sample_losses, score_config, score_samples
+    from .student_context import served_ids, served_messages
 
     with torch.no_grad():
         # 1. the objective, held out (or in-sample when nothing was held out)
@@ -370,6 +371,8 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         decision.objective_on = "held-out" if result.heldout_ids else "in-sample"
         samples = [s for s in (store.get_sample(i) for i in ids)
                    if skip_reason(s, weights, settings.train_anchor_to_base) is None]
+        if settings.train_student_context == "served":  # judged in the prompts the pass trained in
+            samples = served_ids(tokenizer, served_messages(store, settings, samples))
         decision.n_heldout = len(samples)
         if samples:
             cfg = loss_config(settings, method)
@@ -389,6 +392,8 @@ def _checks(model: Any, tokenizer: Any, use: Any, store: Store, settings: Settin
         # 2. the user's positively-rated answers
         say("gate: your positively-rated answers")
         positives = [s for s in store.samples() if (s.reward or 0) > 0 and s.source != "demo"][-32:]
+        if settings.train_student_context == "served":
+            positives = served_ids(tokenizer, served_messages(store, settings, positives))
         decision.n_positive = len(positives)
         if positives:
             pairs = [(s.prompt_token_ids[-settings.train_context_tokens:], s.response_token_ids) for s in positives]

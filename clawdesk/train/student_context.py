@@ -14,6 +14,9 @@ same note, so OPD teaches what the hint adds beyond the note, and RL pushes a re
 the context the model will actually see. A wish the user deletes also stops being taught from
 turns logged while it was in the memory.
 
+The gate judges the candidate in the same prompts: its held-out objective and the NLL of your
+positively-rated answers are read in today's served prompt too (train/gate.py, checks 1 and 2).
+
 The price is that the replies were sampled from a slightly different context (π_old is the served
 weights in today's context; the logged reply is off-policy by the note's words). This is an
 experiment behind a setting until the personalisation benchmark decides it.
