@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..memory import render
-from ..records import Feedback, Message, NextState
+from ..records import Feedback, MemoryNote, Message, NextState
 from ..store import Store
 
 RATINGS = {"thumbs_up": 1.0, "thumbs_down": -1.0, "correction": -1.0, "regenerate": -1.0}
@@ -27,14 +27,18 @@ def correction_hint(corrected: str) -> str:
     return f"A better reply would be:\n{corrected.strip()}"
 
 
-def turn_messages(store: Store, message: Message) -> list[dict[str, str]]:
+AS_LOGGED = object()  # turn_messages' default note: the one the reply was generated with
+
+
+def turn_messages(store: Store, message: Message, note: MemoryNote | None | object = AS_LOGGED) -> list[dict[str, str]]:
     """The chat messages the model saw for ``message``: the conversation's system prompt and the
     branch down to its parent (what ChatService.context builds for a reply), with the preference
-    memory's notes placed as they were for this reply — the teacher context is built on these."""
+    memory's notes placed as they were for this reply — the teacher context is built on these.
+    ``note``: place this note instead (None: none), as the chat would for the reply today."""
     conv = store.get_conversation(message.conversation_id)
     path = store.path_to(message.parent_id) if message.parent_id is not None else []
     notes = store.notes_of([message.id] + [m.id for m in path if m.role == "assistant"])
-    return render(conv.system_prompt, path, notes, notes.get(message.id))
+    return render(conv.system_prompt, path, notes, notes.get(message.id) if note is AS_LOGGED else note)
 
 
 def find_next_state(store: Store, message: Message) -> NextState:

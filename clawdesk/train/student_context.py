@@ -27,9 +27,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..memory import Memory, render
+from ..memory import Memory
 from ..records import Sample
 from ..settings import Settings
+from ..signals import turn_messages
 from ..store import Store
 from .scoring import render_prompt
 
@@ -41,17 +42,9 @@ def served_messages(store: Store, settings: Settings, samples: list[Sample]) -> 
     (the context-distillation samples, which have their own contexts, are kept as they are).
     The token ids are re-rendered later, by ``served_ids``, once a tokenizer is loaded."""
     note = Memory(store, settings).note()
-    out = []
-    for s in samples:
-        message = store.get_message(s.message_id) if s.source != "context" else None
-        if message is None or message.parent_id is None:
-            out.append(s)
-            continue
-        path = store.path_to(message.parent_id)
-        conv = store.get_conversation(message.conversation_id)
-        notes = store.notes_of([m.id for m in path if m.role == "assistant"])
-        out.append(replace(s, prompt_messages=render(conv.system_prompt, path, notes, note)))
-    return out
+    return [s if s.source == "context" else
+            replace(s, prompt_messages=turn_messages(store, store.get_message(s.message_id), note))
+            for s in samples]
 
 
 def served_ids(tokenizer: Any, samples: list[Sample]) -> list[Sample]:
