@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scenarios import (  # noqa: E402
     RULE_KINDS, EndsWithSummary, MaxWords, NoMarkdown, Prompt, StartsWith, load_scenario, load_scenarios)
-from clawdesk.train.answers import answers, degenerate  # noqa: E402
+from clawdesk.train.answers import answers, degenerate, words  # noqa: E402
 
 PLANTS = Prompt("How do I keep houseplants alive?", ("water", "light", "soil"))
 
@@ -130,11 +130,11 @@ def test_naming_the_subject_three_times_is_not_a_loop():
     """Two false verdicts the headline grid's failed replies showed (train/answers.py): a reply that
     names its subject three times is not 'repetitive', and 'magnetism' is on topic for magnets. A
     loop is still one, subject words or not."""
-    greenhouse = ("The greenhouse effect is a crucial topic in climate science. The greenhouse effect refers to "
-                  "the way gases such as carbon dioxide trap heat near the surface. Without the greenhouse "
-                  "effect, Earth would be frozen.")
+    greenhouse = ("Scientists study the role of the greenhouse effect in climate. The strength of the greenhouse "
+                  "effect depends on gases such as carbon dioxide that trap heat near the surface. Without the "
+                  "warming of the greenhouse effect, Earth would be frozen.")
     assert answers(greenhouse, "What is the greenhouse effect?").ok
-    assert degenerate(greenhouse) == "repetitive"  # the trigram rule alone, without the prompt's topic
+    assert degenerate(greenhouse) == "repetitive"  # the loop rule alone, without the prompt's topic
     assert answers("Magnetism is a force that acts between two opposite charges.", "How do magnets work?").ok
     assert answers("Hi Sam! Reading, hiking and painting are hobbies many people enjoy.",
                    "What is a good hobby to pick up?").ok
@@ -142,6 +142,25 @@ def test_naming_the_subject_three_times_is_not_a_loop():
             "scatters in the air around us. The sky is blue because light scatters in the air.")
     assert answers(loop, "Why is the sky blue?").reason == "repetitive"
     assert answers("Planets orbit the sun in ellipses, held by gravity.", "How do I plan a trip?").reason == "off topic"
+
+
+def test_a_list_or_a_repeated_noun_phrase_is_not_a_loop():
+    """Ordinary replies repeat a noun phrase or open list items alike; a loop repeats a clause
+    (train/answers.py, session 21). A bullet is not a word, so it neither loops nor counts."""
+    recipe = ("Bread needs only a few things and some patience. Here is what to do:\n"
+              "- You'll need 500 g of strong flour.\n- You'll need 7 g of dried yeast.\n"
+              "- You'll need 300 ml of warm water and a pinch of salt.\n"
+              "Knead for ten minutes, let it rise for an hour, shape it and bake at 220 °C for 30 minutes.")
+    assert answers(recipe, "How do I bake bread?").ok
+    crust = ("A volcano forms where molten rock escapes through the Earth's crust. Plates grind together, "
+             "magma rises through cracks in the Earth's crust, and pressure builds until gas and lava burst "
+             "out. Over many eruptions the lava piles up into a mountain, and new rock is added to the "
+             "Earth's crust.")
+    assert answers(crust, "What is a volcano?").ok
+    assert words("Pack light:\n- socks\n• a map – and water") == ["Pack", "light", "socks", "a", "map", "and", "water"]
+    clause_loop = ("Volcanoes are mountains. I can help you with that question. I can help you with that "
+                   "question. I can help you with that question. I can help you with that.")
+    assert answers(clause_loop, "What is a volcano?").reason == "repetitive"
 
 
 def test_scenario_files_reject_overlap_and_unknown_rules(tmp_path):

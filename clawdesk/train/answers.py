@@ -7,16 +7,23 @@ from an answer. A reply answers when:
 - it has enough words once the preference's own phrases (a greeting, a summary label) are set
   aside — those are not an answer;
 - it is not degenerate: mostly plausible words (letters with a vowel, or numbers), not a loop of
-  the same few words or the same trigram;
+  the same few words, or the same four-word span three times;
 - it shares a content word (crudely stemmed, stop words left out) with the prompt or with the
   prompt's keyword list.
 
 Two false verdicts found by reading the headline grid's failed replies (docs/choosing-defaults.md,
 session 16), both fixed for base and trained replies alike: naming the subject three times in a
-long reply ("the stock market", "the greenhouse effect") is not a loop, so a trigram made of the
-prompt's topic words and stop words does not count towards the trigram rule; and "magnetism"
+long reply ("the stock market", "the greenhouse effect") is not a loop, so a span made of the
+prompt's topic words and stop words does not count towards the loop rule; and "magnetism"
 answers "How do magnets work?", so a stem also matches a longer word it begins (five letters at
 least: ``related``).
+
+A third, from the same kind of reading (session 21), decided before the grid that measures with it
+and applied to base and trained replies alike: a loop was "a trigram three times", and ordinary
+replies of 120 words repeat a noun phrase that often ("the Earth's crust", "the front camera") or
+open list items alike ("- You'll need …", where the lone "-" counted as a word). A loop repeats a
+clause, so the rule now asks for a span of four words three times, and a token with no letter or
+digit is not a word. A model that collapses into a loop repeats whole sentences and is still caught.
 
 The gate once had a looser copy (no non-word test), so a candidate answering in non-words could
 pass it while the benchmark scored the same replies 0; now both call ``answers``.
@@ -40,16 +47,19 @@ would you your yours yourself yourselves get got make made use used one two many
 well really tell give good best like need want know think explain describe please simple simply
 """.split())
 
+LOOP_SPAN = 4  # words: a loop repeats a clause; prose repeats a noun phrase ("the Earth's crust")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?")
 _VOWEL = re.compile(r"[aeiouyAEIOUY]")
 
 
 def words(text: str) -> list[str]:
-    """Whitespace-separated words with their surrounding punctuation stripped (empty ones dropped)."""
+    """Whitespace-separated words with their surrounding punctuation stripped. A token with no letter
+    or digit is not a word: a list's "-" or "•", a dash between clauses ("–") — counted, a bulleted
+    list read as a loop of "- You'll need" and its length as longer than it is."""
     out = []
     for raw in text.split():
         w = raw.strip("\"'“”‘’()[]{}<>.,;:!?*_#`~|")
-        if w:
+        if any(c.isalnum() for c in w):
             out.append(w)
     return out
 
@@ -92,15 +102,15 @@ def on_topic(stems: set[str], topic: set[str]) -> bool:
     return any(related(s, t) for s in stems for t in topic)
 
 
-def _names_the_topic(trigram: tuple[str, ...], topic: set[str]) -> bool:
-    """A trigram of topic words and stop words with one topic word at least: the subject named."""
-    content = [w for w in trigram if w not in STOPWORDS]
+def _names_the_topic(span: tuple[str, ...], topic: set[str]) -> bool:
+    """A span of topic words and stop words with one topic word at least: the subject named."""
+    content = [w for w in span if w not in STOPWORDS]
     return bool(content) and all(on_topic({stem(w)}, topic) for w in content)
 
 
 def degenerate(text: str, topic: Iterable[str] = ()) -> str:
     """'' for ordinary text; 'repetitive' or 'non-words' for what a collapsed model emits.
-    ``topic``: the prompt's stems; a trigram that only names them is not a loop (module docstring)."""
+    ``topic``: the prompt's stems; a span that only names them is not a loop (module docstring)."""
     toks = text.split()
     if not toks:
         return "non-words"
@@ -113,8 +123,8 @@ def degenerate(text: str, topic: Iterable[str] = ()) -> str:
         return "repetitive"
     if len(lower) >= 12:
         topic = set(topic)
-        trigrams = Counter(t for t in zip(lower, lower[1:], lower[2:]) if not _names_the_topic(t, topic))
-        if trigrams and trigrams.most_common(1)[0][1] >= 3:
+        spans = Counter(t for t in zip(*(lower[i:] for i in range(LOOP_SPAN))) if not _names_the_topic(t, topic))
+        if spans and spans.most_common(1)[0][1] >= 3:
             return "repetitive"
     return ""
 
