@@ -54,8 +54,8 @@ _VOWEL = re.compile(r"[aeiouyAEIOUY]")
 
 def words(text: str) -> list[str]:
     """Whitespace-separated words with their surrounding punctuation stripped. A token with no letter
-    or digit is not a word: a list's "-" or "•", a dash between clauses ("–") — counted, a bulleted
-    list read as a loop of "- You'll need" and its length as longer than it is."""
+    or digit is not a word: counting a list's "-" or a dash between clauses made a bulleted list
+    read as a loop ("- You'll need" three times) and as longer than it is."""
     out = []
     for raw in text.split():
         w = raw.strip("\"'“”‘’()[]{}<>.,;:!?*_#`~|")
