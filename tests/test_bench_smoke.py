@@ -65,6 +65,17 @@ def test_compliant_but_not_answering_scores_0(scenarios, reply, why):
     assert s.score == 0.0 and not s.answers and s.why_not == why  # …but none answers
 
 
+def test_a_list_of_short_items_is_words():
+    # Session 22: each "-" counted as a non-word, so six two-word items read as gibberish (12 of 18
+    # tokens plausible). A marker is neither; symbols that mark nothing still are non-words.
+    hike = Prompt("What should I pack for a hike?", ("pack", "hike", "water"))
+    items = "- warm socks\n- a map\n- rain jacket\n- water bottle\n- trail snacks\n- sun cream"
+    assert degenerate(items) == ""
+    assert answers(items, hike.text, hike.keywords).ok
+    assert degenerate("- xq zzkt\n- bpkr 7h7h\n- ;;; %%%") == "non-words"
+    assert degenerate("- ## * | > --") == "non-words"
+
+
 def test_brief_counts_words_and_still_requires_an_answer(scenarios):
     sky = Prompt("Why is the sky blue?", ("light", "scatter"))
     short = "Sunlight scatters off air molecules, and blue light scatters the most, so the sky looks blue."

@@ -24,6 +24,9 @@ replies of 120 words repeat a noun phrase that often ("the Earth's crust", "the 
 open list items alike ("- You'll need …", where the lone "-" counted as a word). A loop repeats a
 clause, so the rule now asks for a span of four words three times, and a token with no letter or
 digit is not a word. A model that collapses into a loop repeats whole sentences and is still caught.
+The non-word ratio follows (session 22, decided before any grid measured with it): a list marker
+or a dash is left out of it, so a list of two-word items is not "non-words"; symbols that mark
+nothing (";;;", "%%%") still count against a reply.
 
 The gate once had a looser copy (no non-word test), so a candidate answering in non-words could
 pass it while the benchmark scored the same replies 0; now both call ``answers``.
@@ -50,6 +53,9 @@ well really tell give good best like need want know think explain describe pleas
 LOOP_SPAN = 4  # words: a loop repeats a clause; prose repeats a noun phrase ("the Earth's crust")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?")
 _VOWEL = re.compile(r"[aeiouyAEIOUY]")
+# A list item's or heading's marker, a dash between clauses: neither a word nor a non-word. Counted
+# as a non-word, a list of two-word items ("- warm socks") read as gibberish (session 22).
+_MARKER = re.compile(r"[-–—•*+#>|]+")
 
 
 def words(text: str) -> list[str]:
@@ -111,7 +117,7 @@ def _names_the_topic(span: tuple[str, ...], topic: set[str]) -> bool:
 def degenerate(text: str, topic: Iterable[str] = ()) -> str:
     """'' for ordinary text; 'repetitive' or 'non-words' for what a collapsed model emits.
     ``topic``: the prompt's stems; a span that only names them is not a loop (module docstring)."""
-    toks = text.split()
+    toks = [t for t in text.split() if not _MARKER.fullmatch(t)]
     if not toks:
         return "non-words"
     plausible = sum(1 for t in toks if _WORD.search(t) and (_VOWEL.search(t) or t.strip(".,;:!?").isdigit())
