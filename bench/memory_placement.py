@@ -13,7 +13,10 @@ scenario's own rules (``bench/scenarios.py``: compliance if it still answers, el
   engine and those wishes out of the note (``memory_literal``; needs ``--wording extracted``);
 - ``limit``: ``exact``, and a length wish with a number held to it by the engine
   (``memory_word_limit``; needs ``--wording extracted``);
-- ``format``: ``limit``, and a plain-text wish kept off Markdown's markers (``memory_plain_text``).
+- ``format``: ``limit``, and a plain-text wish kept off Markdown's markers (``memory_plain_text``);
+  the length wish is still stated in the note (served so until session 22);
+- ``held``: ``format`` with the held length wish out of the note (served since session 22): the
+  engine's limit alone keeps the reply short.
 
 The placement is applied by ``MemoryNote.apply`` — the product's own code, the same that
 ChatService uses — and every placement sees the same prompts with the same seeds (paired).
@@ -48,7 +51,7 @@ if str(ROOT) not in sys.path:
 from bench.common import RESULTS, bundled_model_path, isolated_home, markdown_table, say, write_results  # noqa: E402
 from bench.scenarios import SCENARIO_DIR, Scenario, load_scenarios  # noqa: E402
 
-PLACEMENTS = ("none", "system", "user", "user_tag", "user_prefix", "exact", "limit", "format")
+PLACEMENTS = ("none", "system", "user", "user_tag", "user_prefix", "exact", "limit", "format", "held")
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -94,16 +97,18 @@ def run_placements(args: argparse.Namespace, scenarios: list[Scenario]) -> list[
     rows: list[dict[str, Any]] = []
     for sc in scenarios:
         wish, _ = wish_text(sc, args.wording)
-        # one reading of the complaints; each served placement holds the reply to part of it
-        exact_wish, formatted = wish_text(sc, args.wording, literal=True, word_limit=True, plain=True)
+        # one reading of the complaints; each served placement holds the reply to part of it. The
+        # note without the word limit held keeps the length wish (exact, limit, format); held's not.
+        exact_wish, _ = wish_text(sc, args.wording, literal=True, word_limit=False, plain=True)
+        held_wish, formatted = wish_text(sc, args.wording, literal=True, word_limit=True, plain=True)
         limited = dataclasses.replace(formatted, plain=False)
         literals = dataclasses.replace(limited, max_words=0)
         prompts = (sc.heldout if args.pool == "heldout" else sc.train)[: args.prompts]
         start = time.perf_counter()
         for placement in args.placements:
-            served = placement in ("exact", "limit", "format")
-            words = exact_wish if served else wish
-            written = {"exact": literals, "limit": limited, "format": formatted}.get(placement)
+            served = placement in ("exact", "limit", "format", "held")
+            words = held_wish if placement == "held" else exact_wish if served else wish
+            written = {"exact": literals, "limit": limited, "format": formatted, "held": formatted}.get(placement)
             note = MemoryNote("user" if served else placement, words) \
                 if placement != "none" and words else None
             for i, prompt in enumerate(prompts):

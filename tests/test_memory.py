@@ -259,15 +259,30 @@ def test_nothing_is_learned_from_an_excluded_reply_or_conversation(store, memory
 # --- the note ------------------------------------------------------------------------------------
 
 def test_the_note_goes_on_the_latest_user_message_only(store, memory):
-    memory.add("Keep every answer under 30 words.")
+    memory.add("Keep answers short and to the point.")
     memory.add("call me Dana")
     note = memory.note()
-    assert note.text == "Keep every answer under 30 words. Call me Dana." and note.placement == "user"
+    assert note.text == "Keep answers short and to the point. Call me Dana." and note.placement == "user"
     history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
     placed = note.apply(history)
     assert placed[:2] == history[:2]  # earlier turns unchanged: the KV-prefix reuse keeps them
-    assert placed[2]["content"] == "c\n\n(Keep every answer under 30 words. Call me Dana.)"
+    assert placed[2]["content"] == "c\n\n(Keep answers short and to the point. Call me Dana.)"
     assert history[2]["content"] == "c"  # a copy
+
+
+def test_a_word_limit_is_held_by_the_engine_not_stated_in_the_note(store):
+    """Trained weights now and then answered the note "(Keep every answer under 30 words.)"
+    instead of the question; the engine ends every reply within the number anyway
+    (memory_word_limit), so the wish stays out of the note. A length wish with no number is all
+    the model has, so the note keeps it; with the setting off, the note states the number."""
+    memory = Memory(store, Settings())
+    memory.add("Keep every answer under 30 words.")
+    memory.add("Call me Dana.")
+    assert memory.note().text == "Call me Dana." and memory.literals().max_words == 29
+    assert Memory(store, Settings().replace(memory_word_limit=False)).note().text == (
+        "Keep every answer under 30 words. Call me Dana.")
+    memory.edit(store.wishes()[0].id, "Keep answers short.")
+    assert memory.note().text == "Keep answers short. Call me Dana." and memory.literals().max_words == 0
 
 
 @pytest.mark.parametrize("placement, first, last", [

@@ -61,14 +61,15 @@ def test_correct_twice_then_shorter_then_listed_then_deleted(chat, engine):
 
     after = chat.send(cid, question)
     assert words(after.assistant.content) <= 30 < words(before.assistant.content)
+    # the engine holds the reply to the number; the wish is not stated in the note as well, where
+    # trained weights now and then answered it instead of the question (memory/literal.py)
+    assert after.assistant.sampling["max_words"] == 29
     prompt = engine.detokenize(after.generation.prompt_token_ids)  # (special tokens do not detokenize)
-    assert prompt.rstrip().endswith(f"{question}\n\n{NOTE}\nassistant")
-    # the second question's reply was already generated with the note, so it keeps it (the KV prefix)
-    assert prompt.count(NOTE) == 2 and "Why is the sky blue?\nassistant" in prompt
+    assert NOTE not in prompt and prompt.rstrip().endswith(f"{question}\nassistant")
 
     listed = json.loads(cli_run("memory", "list", "--json"))
     (wish,) = listed["wishes"]
-    assert wish["text"] == "Keep every answer under 30 words." and listed["note"] == NOTE[1:-1]
+    assert wish["text"] == "Keep every answer under 30 words." and listed["max_words"] == 29 and listed["note"] == ""
     assert [s["message_id"] for s in wish["sources"]] == sources
     assert all(s["channel"] == "correction" and s["conversation_id"] == cid for s in wish["sources"])
     text = cli_run("memory", "list")
@@ -76,7 +77,7 @@ def test_correct_twice_then_shorter_then_listed_then_deleted(chat, engine):
 
     cli_run("memory", "rm", str(wish["id"]))
     gone = chat.send(chat.new_conversation().id, question)
-    assert NOTE not in engine.detokenize(gone.generation.prompt_token_ids)
+    assert not gone.assistant.sampling.get("max_words")
     assert gone.assistant.content == before.assistant.content  # exactly the reply without the memory
     assert chat.store.note_of(gone.assistant.id) is None
 
@@ -105,7 +106,8 @@ def test_a_complaint_in_the_next_message_counts_for_that_very_reply(chat, engine
     chat.memory.on_learned = heard.append
     t = chat.send(cid, "Too long. Please keep it under 30 words.")
     assert [x.wish.text for batch in heard for x in batch] == ["Keep every answer under 30 words."]
-    assert engine.detokenize(t.generation.prompt_token_ids).count(NOTE) == 1
+    assert t.assistant.sampling["max_words"] == 29  # held to it (not stated in the note: memory/literal.py)
+    assert NOTE not in engine.detokenize(t.generation.prompt_token_ids)
     (wish,) = chat.store.wishes()
     assert wish.sources[0].message_id == t.user.id and wish.sources[0].channel == "message"
 

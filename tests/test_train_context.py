@@ -23,7 +23,7 @@ from clawdesk.train.run import loss_batch, loss_config, train_pass, train_step
 from clawdesk.train.scoring import ScoreConfig, score_sample, teacher_messages
 from clawdesk.train.student_context import served_ids, served_messages
 
-WISH = "Keep every answer under 10 words."
+WISH = "Keep answers short and to the point."  # no number: a held word limit is not in the note
 
 
 @pytest.fixture

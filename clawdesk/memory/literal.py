@@ -85,6 +85,16 @@ def held_plain(wishes: Sequence[Wish]) -> set[int]:
     return {w.id for w in formats if plain_text(w.text)}
 
 
+def held_length(wishes: Sequence[Wish]) -> set[int]:
+    """The ids of the length wishes whose number the engine holds replies to (``memory_word_limit``):
+    the newest active one, when it gives a number. It stays out of the prompt's note, as a held
+    plain-text wish does: stated there as well, trained weights now and then answered the note
+    instead of the question ("I'll keep it under 30 words."): brief, seed 1, both headline grids
+    of sessions 20 and 21, the only replies served weights lost (docs/choosing-defaults.md)."""
+    lengths = [w for w in wishes if w.status == "active" and w.slot == "length"]
+    return {lengths[-1].id} if lengths and word_limit(lengths[-1].text) else set()
+
+
 def literals_of(wishes: Sequence[Wish], exact: bool = True, words: bool = False, plain: bool = False) -> Literals:
     """With ``exact`` the quoted opening and ending of the active wishes (the newest wish of a
     slot wins), with ``words`` the limit of the active length wish, with ``plain`` whether its

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..records import Feedback, MemoryNote, Message, Wish, WishSource
 from ..settings import Settings
 from ..store import Store
-from .literal import Literals, held_plain, literals_of, quoted, written_exactly
+from .literal import Literals, held_length, held_plain, literals_of, quoted, written_exactly
 from .prompt import note_for, sentence
 from .rules import Candidate, extract
 
@@ -70,6 +70,9 @@ class Memory:
             wishes = [w for w in wishes if not written_exactly(w)]
         if self.settings.memory_plain_text:  # the sampler keeps replies off Markdown (``literals``)
             held = held_plain(wishes)
+            wishes = [w for w in wishes if w.id not in held]
+        if self.settings.memory_word_limit:  # the engine ends replies within the number (``literals``)
+            held = held_length(wishes)
             wishes = [w for w in wishes if w.id not in held]
         return note_for(wishes, self.settings.memory_placement)
 

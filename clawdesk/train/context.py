@@ -12,7 +12,8 @@ docs/method.md §3:
   temperature with a fixed seed per prompt — on-policy, as OPD wants;
 - **teacher**: the same weights with the whole profile in the prompt, placed as it is served
   (``memory_placement``; ``memory.render`` decides which user messages carry it), scoring the
-  same reply tokens;
+  same reply tokens. A wish the engine holds every reply to (plain text, a number of words) is
+  not in the served note, so it is not in the teacher's either: the logged replies already keep it;
 - **loss**: top-k OPD (train/loss.py), weighted ``train_w_context`` and logged as its own part.
 
 Every logged prompt counts, not only rated ones — the memory says what the user wants of every
