@@ -24,8 +24,8 @@ def test_literals_come_from_active_opening_and_ending_wishes_only():
     assert literals_of(wishes) == Literals("Hi Sam!", "")
     assert not literals_of([w for w in wishes if w.id != 1])
     assert [w.id for w in wishes if written_exactly(w)] == [1]
-    assert said(literals_of(wishes)) == "Written exactly: every reply starts with “Hi Sam!”."
-    assert said(Literals("", "In short:")) == "Written exactly: the last line of every reply starts with “In short:”."
+    assert said(literals_of(wishes)) == "Written exactly: every reply starts with “Hi Sam!”. (By the engine, not in the prompt.)"
+    assert said(Literals("", "In short:")) == "Written exactly: the last line of every reply starts with “In short:”. (By the engine, not in the prompt.)"
 
 
 def test_sentence_hold_never_shows_an_unfinished_sentence():
@@ -97,7 +97,7 @@ def test_a_length_wish_with_a_number_gives_the_word_limit():
               Wish(3, "Keep every answer to at most 80 words.", slot="length", status="deleted")]
     assert literals_of(wishes) == Literals("Hi Sam!", "")  # the limit only when asked for
     assert literals_of(wishes, words=True) == Literals("Hi Sam!", "", 29)
-    assert said(Literals(max_words=29)) == "Held to 29 words at most."
+    assert said(Literals(max_words=29)) == "Held to 29 words at most. (By the engine, not in the prompt.)"
     assert word_count("Tea — a drink, **brewed** from leaves. 1. Hot") == 8
 
 
@@ -107,4 +107,4 @@ def test_a_format_wish_for_plain_text_asks_for_no_markdown():
     assert not plain_text("Use bullet points when you compare options.")
     wishes = [Wish(1, "Write plain sentences, no lists.", slot="format")]
     assert not literals_of(wishes).plain and literals_of(wishes, plain=True) == Literals(plain=True)
-    assert said(Literals(plain=True)) == "Plain text: no Markdown markers."
+    assert said(Literals(plain=True)) == "Plain text: no Markdown markers. (By the engine, not in the prompt.)"

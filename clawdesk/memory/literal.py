@@ -107,7 +107,9 @@ def literals_of(wishes: Sequence[Wish], exact: bool = True, words: bool = False,
 
 
 def said(literals: Literals) -> str:
-    """The quoted words in the words every UI uses ('' when there are none)."""
+    """What the engine holds replies to, in the words every UI uses ('' when nothing). It ends by
+    saying these are not in the prompt: the UIs say where the note goes just above, and a held
+    wish listed below that line read as if it were in the note."""
     opening = f"every reply starts with “{literals.opening}”" if literals.opening else ""
     whose = "its" if opening else "the"
     ending = f"{whose} last line{'' if opening else ' of every reply'} starts with “{literals.ending}”"
@@ -115,4 +117,5 @@ def said(literals: Literals) -> str:
     limit = f"Held to {literals.max_words} words at most." if literals.max_words else ""
     plain = "Plain text: no Markdown markers." if literals.plain else ""
     exact = f"Written exactly: {' and '.join(parts)}." if parts else ""
-    return " ".join(p for p in (exact, limit, plain) if p)
+    held = " ".join(p for p in (exact, limit, plain) if p)
+    return f"{held} (By the engine, not in the prompt.)" if held else ""
