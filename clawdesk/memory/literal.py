@@ -95,6 +95,14 @@ def held_length(wishes: Sequence[Wish]) -> set[int]:
     return {lengths[-1].id} if lengths and word_limit(lengths[-1].text) else set()
 
 
+def held_by_engine(wishes: Sequence[Wish], exact: bool = True, words: bool = False, plain: bool = False) -> set[int]:
+    """The ids of the wishes the engine holds every reply to — with ``exact`` the quoted words, with
+    ``words`` a number of words, with ``plain`` plain text — which therefore stay out of the
+    prompt's note (each function above says what stating them there as well cost)."""
+    ids = {w.id for w in wishes if exact and written_exactly(w)}
+    return ids | (held_plain(wishes) if plain else set()) | (held_length(wishes) if words else set())
+
+
 def literals_of(wishes: Sequence[Wish], exact: bool = True, words: bool = False, plain: bool = False) -> Literals:
     """With ``exact`` the quoted opening and ending of the active wishes (the newest wish of a
     slot wins), with ``words`` the limit of the active length wish, with ``plain`` whether its

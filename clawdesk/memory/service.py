@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..records import Feedback, MemoryNote, Message, Wish, WishSource
 from ..settings import Settings
 from ..store import Store
-from .literal import Literals, held_length, held_plain, literals_of, quoted, written_exactly
+from .literal import Literals, held_by_engine, literals_of, quoted
 from .prompt import note_for, sentence
 from .rules import Candidate, extract
 
@@ -65,16 +65,9 @@ class Memory:
         """What the next reply's prompt gets (None: nothing to add, or ``memory_placement = off``)."""
         if self.settings.memory_placement == "off":
             return None
-        wishes = self.store.wishes(with_sources=False)
-        if self.settings.memory_literal:  # their words are written by the engine (``literals``)
-            wishes = [w for w in wishes if not written_exactly(w)]
-        if self.settings.memory_plain_text:  # the sampler keeps replies off Markdown (``literals``)
-            held = held_plain(wishes)
-            wishes = [w for w in wishes if w.id not in held]
-        if self.settings.memory_word_limit:  # the engine ends replies within the number (``literals``)
-            held = held_length(wishes)
-            wishes = [w for w in wishes if w.id not in held]
-        return note_for(wishes, self.settings.memory_placement)
+        s, wishes = self.settings, self.store.wishes(with_sources=False)
+        held = held_by_engine(wishes, exact=s.memory_literal, words=s.memory_word_limit, plain=s.memory_plain_text)
+        return note_for([w for w in wishes if w.id not in held], s.memory_placement)
 
     def literals(self) -> Literals:
         """The quoted words the next reply opens or ends with, its word limit and plain text
